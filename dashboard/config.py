@@ -1,0 +1,49 @@
+"""Configuration read from the environment, in one place."""
+import os
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def database_url(instance_path: str) -> str:
+    """DATABASE_URL, normalised to psycopg 3; a SQLite file under instance/ when unset."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "stockroom.sqlite3")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Holds: default and bounds of a hold's time to live, and the extension cap.
+    HOLD_TTL_DEFAULT = _int("HOLD_TTL_DEFAULT", 15 * 60)
+    HOLD_TTL_MIN = _int("HOLD_TTL_MIN", 60)
+    HOLD_TTL_MAX = _int("HOLD_TTL_MAX", 24 * 60 * 60)
+    # A hold may never be extended to more than this many seconds after it was made.
+    HOLD_EXTEND_CAP = _int("HOLD_EXTEND_CAP", 2 * 60 * 60)
+    # A hold older than this multiple of the default TTL counts as stuck.
+    STUCK_TTL_MULTIPLE = _int("STUCK_TTL_MULTIPLE", 4)
+
+    # Scheduler intervals in seconds (SPEC §8).
+    EXPIRE_INTERVAL = _int("EXPIRE_INTERVAL", 30)
+    ALERTS_INTERVAL = _int("ALERTS_INTERVAL", 60)
+    RECONCILE_INTERVAL = _int("RECONCILE_INTERVAL", 600)
+    EXPIRE_BATCH = _int("EXPIRE_BATCH", 2000)
+
+    # Sign-in throttling.
+    LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
+    LOGIN_WINDOW_SECONDS = _int("LOGIN_WINDOW_SECONDS", 15 * 60)
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = 8 * 60 * 60
+    DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "UTC")

@@ -1,0 +1,432 @@
+"""Database tables as typed SQLAlchemy 2 mappings.
+
+Columns, constraints and small pure properties only. Nothing here changes stock:
+every change goes through `dashboard.services` (SPEC §3), never through model hooks.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC on every backend (SQLite stores naive text, so re-attach UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# 64-bit keys for the tables that grow without bound; SQLite only autoincrements INTEGER.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+HOLD_STATUSES = ("active", "released", "expired", "committed")
+ORDER_STATUSES = ("pending", "confirmed", "shipped", "cancelled")
+MOVEMENT_KINDS = (
+    "receive", "adjust", "count", "reserve", "release", "expire", "commit", "import", "repair",
+)
+ALERT_KINDS = ("LOW_STOCK", "OUT_OF_STOCK")
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+ROLES = ("viewer", "merchandiser", "support", "manager", "admin")
+JOB_NAMES = ("expire", "alerts", "reconcile")
+JOB_STATUSES = ("running", "ok", "failed", "skipped")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Product(db.Model):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+        CheckConstraint("low_stock_threshold >= 0", name="threshold_not_negative"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("length(sku) > 0", name="sku_not_empty"),
+        Index("ix_products_name_id", "name", "id"),
+        Index("ix_products_available_id", text("(on_hand - reserved)"), "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    low_stock_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when a manager resolves an alert while the product is still low; cleared by
+    # alert evaluation once the product recovers above its threshold (SPEC §4).
+    alert_muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_stock_check: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def available(self) -> int:
+        # Never clamped: a negative number here would be a bug worth seeing (seed 000).
+        return self.on_hand - self.reserved
+
+    def __repr__(self) -> str:
+        return f"<Product {self.sku} on_hand={self.on_hand} reserved={self.reserved}>"
+
+
+class Cart(db.Model):
+    __tablename__ = "carts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_key: Mapped[str | None] = mapped_column(String(40))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    items: Mapped[list[CartItem]] = relationship(
+        back_populates="cart", order_by="CartItem.product_id"
+    )
+
+
+class CartItem(db.Model):
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        UniqueConstraint("cart_id", "product_id", name="uq_cart_items_cart_product"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    cart: Mapped[Cart] = relationship(back_populates="items")
+    product: Mapped[Product] = relationship()
+
+
+class Order(db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(_in("status", ORDER_STATUSES), name="status_known"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    total: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.product_id"
+    )
+
+
+class OrderItem(db.Model):
+    __tablename__ = "order_items"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    # Line price snapshot at the time of the order.
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+
+    order: Mapped[Order] = relationship(back_populates="items")
+    product: Mapped[Product] = relationship()
+
+
+class StaffUser(UserMixin, db.Model):
+    __tablename__ = "staff_users"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role_known"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped on password reset and deactivation so existing sessions stop working.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    def __repr__(self) -> str:
+        return f"<StaffUser {self.email} {self.role}>"
+
+
+class ApiClient(db.Model):
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # sha256 of the token: tokens are 256 random bits, so a fast hash is enough and
+    # keeps every API call from paying for a password hash.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(12))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Reservation(db.Model):
+    """A hold: units of one product kept aside for a storefront owner until it ends."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(_in("status", HOLD_STATUSES), name="status_known"),
+        CheckConstraint(
+            "session_key IS NOT NULL OR customer_id IS NOT NULL"
+            " OR cart_id IS NOT NULL OR order_id IS NOT NULL",
+            name="has_owner",
+        ),
+        CheckConstraint(
+            "(status = 'active' AND ended_at IS NULL AND end_reason IS NULL)"
+            " OR (status <> 'active' AND ended_at IS NOT NULL AND end_reason IS NOT NULL)",
+            name="ended_iff_not_active",
+        ),
+        CheckConstraint(
+            "ended_by_staff_id IS NULL OR ended_by_api_client_id IS NULL", name="one_ender"
+        ),
+        Index(
+            "ix_reservations_active_expires_at", "expires_at",
+            postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'"),
+        ),
+        Index(
+            "ix_reservations_active_product_id", "product_id", "expires_at",
+            postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'"),
+        ),
+        Index(
+            "uq_reservations_idempotency_key", "idempotency_key", unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    session_key: Mapped[str | None] = mapped_column(String(40), index=True)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    ended_by_api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    created_by_api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+
+    product: Mapped[Product] = relationship()
+    cart: Mapped[Cart | None] = relationship()
+    order: Mapped[Order | None] = relationship()
+    ended_by_staff: Mapped[StaffUser | None] = relationship(foreign_keys=[ended_by_staff_id])
+    ended_by_api_client: Mapped[ApiClient | None] = relationship(
+        foreign_keys=[ended_by_api_client_id]
+    )
+    created_by_api_client: Mapped[ApiClient | None] = relationship(
+        foreign_keys=[created_by_api_client_id]
+    )
+
+
+class StockMovement(db.Model):
+    """The append-only stock ledger: one row per change of on_hand or reserved."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        CheckConstraint(_in("kind", MOVEMENT_KINDS), name="kind_known"),
+        CheckConstraint("on_hand_after >= 0 AND reserved_after >= 0", name="after_not_negative"),
+        CheckConstraint(
+            "actor_staff_id IS NULL OR actor_api_client_id IS NULL", name="one_actor"
+        ),
+        Index("ix_stock_movements_product_id_id", "product_id", "id"),
+        Index("ix_stock_movements_created_at", "created_at"),
+        Index("ix_stock_movements_actor_staff_id", "actor_staff_id"),
+        Index("ix_stock_movements_actor_api_client_id", "actor_api_client_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    on_hand_delta: Mapped[int] = mapped_column(Integer, default=0)
+    reserved_delta: Mapped[int] = mapped_column(Integer, default=0)
+    on_hand_after: Mapped[int] = mapped_column(Integer)
+    reserved_after: Mapped[int] = mapped_column(Integer)
+    # Both null: the system (scheduler, lazy expiry).
+    actor_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    actor_api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
+    reservation_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("reservations.id"), index=True
+    )
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    product: Mapped[Product] = relationship()
+    actor_staff: Mapped[StaffUser | None] = relationship()
+    actor_api_client: Mapped[ApiClient | None] = relationship()
+
+    @property
+    def available_after(self) -> int:
+        return self.on_hand_after - self.reserved_after
+
+
+class StockAlert(db.Model):
+    __tablename__ = "stock_alerts"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ALERT_KINDS), name="kind_known"),
+        CheckConstraint(_in("status", ALERT_STATUSES), name="status_known"),
+        CheckConstraint(
+            "(status = 'resolved') = (resolved_at IS NOT NULL)", name="resolved_iff_resolved_at"
+        ),
+        # I4: at most one unresolved alert per product.
+        Index(
+            "uq_stock_alerts_one_unresolved", "product_id", unique=True,
+            postgresql_where=text("status <> 'resolved'"),
+            sqlite_where=text("status <> 'resolved'"),
+        ),
+        Index("ix_stock_alerts_status_opened_at", "status", "opened_at"),
+        Index("ix_stock_alerts_product_id", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    kind: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_available: Mapped[int] = mapped_column(Integer)
+    # When the kind last changed (escalation LOW -> OUT or back).
+    kind_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Null with resolved_at set: resolved automatically by the system.
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+    product: Mapped[Product] = relationship()
+    acknowledged_by: Mapped[StaffUser | None] = relationship(foreign_keys=[acknowledged_by_id])
+    resolved_by: Mapped[StaffUser | None] = relationship(foreign_keys=[resolved_by_id])
+
+
+class JobRun(db.Model):
+    """One scheduled or manual run of a job; (job, slot_at) is claimed once across hosts."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint(_in("job", JOB_NAMES), name="job_known"),
+        CheckConstraint(_in("status", JOB_STATUSES), name="status_known"),
+        UniqueConstraint("job", "slot_at", name="uq_job_runs_job_slot"),
+        Index("ix_job_runs_job_started_at", "job", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job: Mapped[str] = mapped_column(String(20))
+    slot_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(10), default="running")
+    rows_affected: Mapped[int] = mapped_column(Integer, default=0)
+    # JSON text: what the run did (holds expired, units returned, alerts opened, drift...).
+    detail: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(100))
+    triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+
+class SchedulerHeartbeat(db.Model):
+    __tablename__ = "scheduler_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    host: Mapped[str | None] = mapped_column(String(100))
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class IdempotencyKey(db.Model):
+    """A storefront POST remembered by its Idempotency-Key, so a retry gets the same answer."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("api_client_id", "key", name="uq_idempotency_keys_client_key"),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    api_client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # Null while the first request is still being answered.
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LoginAttempt(db.Model):
+    """Failed sign-ins, shared by every web worker, to throttle guessing."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_at", "email", "attempted_at"),
+        Index("ix_login_attempts_ip_at", "ip", "attempted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    ip: Mapped[str] = mapped_column(String(45))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)

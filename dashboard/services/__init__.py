@@ -1,0 +1,54 @@
+"""The service layer: the only code that changes stock (SPEC §3).
+
+Plain functions. Each public call is one transaction, takes the actor and `now` as
+arguments, never touches the web request, and raises a typed refusal from `errors`.
+Views, the API, the CLI and the scheduler all call these.
+"""
+from .actor import SYSTEM, Actor
+from .alerts import AlertChanges, acknowledge, evaluate_alerts, level_of, resolve
+from .audit import Drift, check, reconcile, repair
+from .holds import (
+    ExpiryResult,
+    Owner,
+    ReleaseResult,
+    cancel_order,
+    commit,
+    confirm_order,
+    ended_by_name,
+    expire_due,
+    extend,
+    find_product,
+    release,
+    release_many,
+    reserve,
+    reserve_cart,
+)
+from .stock import (
+    ImportReport,
+    adjust,
+    count,
+    create_product,
+    import_counts,
+    update_product,
+)
+from .staff import (
+    client_for_token,
+    create_api_client,
+    create_staff,
+    record_sign_in,
+    reset_password,
+    set_api_client_active,
+    set_role,
+    set_staff_active,
+    verify_password,
+)
+
+__all__ = [
+    "SYSTEM", "Actor", "AlertChanges", "Drift", "ExpiryResult", "ImportReport", "Owner",
+    "ReleaseResult", "acknowledge", "adjust", "cancel_order", "check", "client_for_token",
+    "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",
+    "ended_by_name", "evaluate_alerts", "expire_due", "extend", "find_product", "import_counts",
+    "level_of", "reconcile", "record_sign_in", "release", "release_many", "repair",
+    "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active",
+    "set_role", "set_staff_active", "update_product", "verify_password",
+]

@@ -1,0 +1,259 @@
+"""Low-stock and out-of-stock alerts (SPEC §4): raised, escalated, de-escalated, resolved.
+
+The level of a product is a function of `available` and its threshold. `level_sql` and
+`level_of` are the same rule in SQL (set-based evaluation) and in Python (the single
+product just changed by a service); keep them side by side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..extensions import db
+from ..models import Product, StockAlert
+from .actor import Actor
+from .errors import AlertWrongState, NotFound
+from .ledger import transaction
+from .limits import reason_text
+
+UNRESOLVED = ("open", "acknowledged")
+
+
+def level_of(available: int, threshold: int, is_active: bool) -> str | None:
+    if not is_active:
+        return None
+    if available <= 0:
+        return "OUT_OF_STOCK"
+    if available <= threshold:
+        return "LOW_STOCK"
+    return None
+
+
+def level_sql():
+    available = Product.on_hand - Product.reserved
+    return case(
+        (~Product.is_active, None),
+        (available <= 0, "OUT_OF_STOCK"),
+        (available <= Product.low_stock_threshold, "LOW_STOCK"),
+        else_=None,
+    )
+
+
+def recovery_note(available: int, threshold: int) -> str:
+    return f"Recovered automatically: {available} available, above the threshold of {threshold}."
+
+
+@dataclass
+class AlertChanges:
+    opened: int = 0
+    escalated: int = 0
+    deescalated: int = 0
+    resolved: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def __iadd__(self, other: AlertChanges) -> AlertChanges:
+        for key, value in other.__dict__.items():
+            setattr(self, key, getattr(self, key) + value)
+        return self
+
+
+def evaluate_product(
+    product_id: int, on_hand: int, reserved: int, threshold: int, is_active: bool,
+    muted: bool, now: datetime,
+) -> AlertChanges:
+    """Evaluate one product just changed inside the caller's transaction (a few index reads)."""
+    changes = AlertChanges()
+    available = on_hand - reserved
+    level = level_of(available, threshold, is_active)
+    alert = db.session.scalars(
+        select(StockAlert).where(
+            StockAlert.product_id == product_id, StockAlert.status.in_(UNRESOLVED)
+        )
+    ).first()
+    if level is None:
+        if alert is not None:
+            alert.status, alert.resolved_at = "resolved", now
+            alert.resolved_by_id = None
+            alert.resolution_note = (
+                recovery_note(available, threshold) if is_active
+                else "Resolved automatically: the product was deactivated."
+            )
+            changes.resolved += 1
+        if muted:
+            db.session.execute(
+                update(Product).where(Product.id == product_id).values(alert_muted=False)
+            )
+        return changes
+    if alert is not None:
+        if alert.kind != level:
+            if level == "OUT_OF_STOCK":
+                changes.escalated += 1
+                alert.status = "open"  # a worse state needs fresh attention
+            else:
+                changes.deescalated += 1
+            alert.kind, alert.kind_changed_at = level, now
+        return changes
+    if not muted:
+        _insert_alerts(
+            select(
+                db.literal(product_id), db.literal(level), db.literal("open"),
+                db.literal(now, type_=StockAlert.opened_at.type), db.literal(available),
+            )
+        )
+        changes.opened += 1
+    return changes
+
+
+def evaluate_all(product_ids: list[int] | None, now: datetime) -> AlertChanges:
+    """Set-based evaluation of many products (or all) inside the caller's transaction.
+
+    First finds, without locks, the products whose alert state is wrong; then locks just
+    those in id order and fixes them. Every service already evaluates the products it
+    changes, so this set is small, and the lock order products -> alerts matches theirs.
+    """
+    changes = AlertChanges()
+    level = level_sql()
+    available = Product.on_hand - Product.reserved
+    current = (
+        select(StockAlert.kind)
+        .where(StockAlert.product_id == Product.id, StockAlert.status.in_(UNRESOLVED))
+        .scalar_subquery()
+    )
+    wrong = (
+        (level.is_(None) & (current.is_not(None) | Product.alert_muted))
+        | (level.is_not(None) & current.is_not(None) & (current != level))
+        | (level.is_not(None) & current.is_(None) & ~Product.alert_muted)
+    )
+    candidates = select(Product.id).where(wrong).order_by(Product.id)
+    if product_ids is not None:
+        candidates = candidates.where(Product.id.in_(product_ids))
+    ids = db.session.scalars(candidates.with_for_update()).all()
+    if not ids:
+        return changes
+
+    alert_level = select(level).where(Product.id == StockAlert.product_id).scalar_subquery()
+    unresolved = StockAlert.status.in_(UNRESOLVED) & StockAlert.product_id.in_(ids)
+    no_sync = {"synchronize_session": False}
+
+    # 1. Resolve alerts whose product has recovered (or was deactivated).
+    note = (
+        select(
+            case(
+                (~Product.is_active, "Resolved automatically: the product was deactivated."),
+                else_="Recovered automatically: "
+                + func.cast(available, db.String)
+                + " available, above the threshold of "
+                + func.cast(Product.low_stock_threshold, db.String)
+                + ".",
+            )
+        )
+        .where(Product.id == StockAlert.product_id)
+        .scalar_subquery()
+    )
+    changes.resolved = db.session.execute(
+        update(StockAlert)
+        .where(unresolved, alert_level.is_(None))
+        .values(status="resolved", resolved_at=now, resolved_by_id=None, resolution_note=note)
+        .execution_options(**no_sync)
+    ).rowcount
+
+    # 2. A product back above its threshold may be alerted again (un-mute).
+    db.session.execute(
+        update(Product)
+        .where(Product.id.in_(ids), Product.alert_muted, level.is_(None))
+        .values(alert_muted=False)
+        .execution_options(**no_sync)
+    )
+
+    # 3. Escalate LOW -> OUT (re-opened: a worse state needs fresh attention), de-escalate back.
+    changes.escalated = db.session.execute(
+        update(StockAlert)
+        .where(unresolved, StockAlert.kind == "LOW_STOCK", alert_level == "OUT_OF_STOCK")
+        .values(kind="OUT_OF_STOCK", kind_changed_at=now, status="open")
+        .execution_options(**no_sync)
+    ).rowcount
+    changes.deescalated = db.session.execute(
+        update(StockAlert)
+        .where(unresolved, StockAlert.kind == "OUT_OF_STOCK", alert_level == "LOW_STOCK")
+        .values(kind="LOW_STOCK", kind_changed_at=now)
+        .execution_options(**no_sync)
+    ).rowcount
+
+    # 4. Raise an alert for each product that entered a state and has none.
+    has_unresolved = exists().where(
+        StockAlert.product_id == Product.id, StockAlert.status.in_(UNRESOLVED)
+    )
+    changes.opened = _insert_alerts(
+        select(
+            Product.id, level, db.literal("open"),
+            db.literal(now, type_=StockAlert.opened_at.type), available,
+        ).where(Product.id.in_(ids), level.is_not(None), ~Product.alert_muted, ~has_unresolved)
+    )
+    return changes
+
+
+def _insert_alerts(rows_select) -> int:
+    """INSERT ... SELECT that skips products which got an unresolved alert meanwhile (I4)."""
+    dialect = db.session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_fn(StockAlert).from_select(
+        ["product_id", "kind", "status", "opened_at", "opened_available"], rows_select
+    )
+    statement = statement.on_conflict_do_nothing(
+        index_elements=["product_id"], index_where=StockAlert.status != "resolved"
+    )
+    return db.session.execute(statement).rowcount
+
+
+@transaction
+def evaluate_alerts(product_ids: list[int] | None = None, *, now: datetime) -> AlertChanges:
+    """Evaluate alerts for the given products, or every product, as one transaction."""
+    return evaluate_all(product_ids, now)
+
+
+def _unresolved_alert(alert_id: int) -> StockAlert:
+    """The alert, locked after its product (lock order: products, then alerts)."""
+    product_id = db.session.scalar(select(StockAlert.product_id).where(StockAlert.id == alert_id))
+    if product_id is not None:
+        db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update())
+    alert = db.session.scalars(
+        select(StockAlert).where(StockAlert.id == alert_id).with_for_update()
+    ).first()
+    if alert is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    if alert.status == "resolved":
+        who = alert.resolved_by.email if alert.resolved_by else "the system"
+        raise AlertWrongState(
+            f"alert already resolved by {who} at {alert.resolved_at:%Y-%m-%d %H:%M} UTC"
+        )
+    return alert
+
+
+@transaction
+def acknowledge(alert_id: int, *, actor: Actor, now: datetime) -> StockAlert:
+    """Mark an alert as someone-is-on-it. Acknowledging twice changes nothing."""
+    alert = _unresolved_alert(alert_id)
+    if alert.status == "open":
+        alert.status, alert.acknowledged_at = "acknowledged", now
+        alert.acknowledged_by_id = actor.staff_id
+    return alert
+
+
+@transaction
+def resolve(alert_id: int, *, actor: Actor, note: str, now: datetime) -> StockAlert:
+    """Resolve by hand with a note; the product is not alerted again until it recovers."""
+    note = reason_text(note, "note")
+    alert = _unresolved_alert(alert_id)
+    alert.status, alert.resolved_at = "resolved", now
+    alert.resolved_by_id = actor.staff_id
+    alert.resolution_note = note
+    product = db.session.get(Product, alert.product_id)
+    if level_of(product.available, product.low_stock_threshold, product.is_active) is not None:
+        product.alert_muted = True
+    return alert

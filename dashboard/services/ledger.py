@@ -1,0 +1,160 @@
+"""The one mechanism that moves stock counters: update products and write the ledger.
+
+Every service that changes `on_hand` or `reserved` ends here, so the counters and the
+ledger can never disagree (I3), and every change names its actor and reason.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Product, StockMovement
+from .actor import Actor
+
+
+def transaction(fn):
+    """Run a public service call as one transaction: commit on return, roll back on error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+            db.session.commit()
+            return result
+        except BaseException:
+            db.session.rollback()
+            raise
+
+    return wrapper
+
+
+@dataclass
+class Move:
+    """One ledger line to write; `*_after` are filled in by `apply_deltas`."""
+
+    product_id: int
+    kind: str
+    on_hand_delta: int = 0
+    reserved_delta: int = 0
+    reservation_id: int | None = None
+    order_id: int | None = None
+    reason: str | None = None
+    on_hand_after: int | None = None
+    reserved_after: int | None = None
+
+
+def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
+    """Append ledger rows (one multi-row INSERT)."""
+    rows = [
+        {
+            "product_id": m.product_id,
+            "kind": m.kind,
+            "on_hand_delta": m.on_hand_delta,
+            "reserved_delta": m.reserved_delta,
+            "on_hand_after": m.on_hand_after,
+            "reserved_after": m.reserved_after,
+            "actor_staff_id": actor.staff_id,
+            "actor_api_client_id": actor.api_client_id,
+            "reservation_id": m.reservation_id,
+            "order_id": m.order_id,
+            "reason": m.reason,
+            "created_at": now,
+        }
+        for m in moves
+    ]
+    if rows:
+        db.session.execute(insert(StockMovement), rows)
+
+
+def lock_products(product_ids: Iterable[int]) -> dict[int, Product]:
+    """Lock products in ascending id order (the deadlock rule) and return them fresh."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return {}
+    rows = db.session.scalars(
+        select(Product)
+        .where(Product.id.in_(ids))
+        .order_by(Product.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {p.id: p for p in rows}
+
+
+def apply_deltas(moves: list[Move], actor: Actor, now: datetime) -> dict[int, tuple[int, int]]:
+    """Apply the moves' deltas to their products set-based, then write the ledger.
+
+    Products are locked in id order first. The per-product sums go to the database in
+    one UPDATE (PostgreSQL) so a 100k-hold expiry is not 100k statements; each move's
+    `*_after` is the running figure after that move, in the order given.
+    Returns {product_id: (on_hand, reserved)} after the change.
+    """
+    sums: dict[int, list[int]] = {}
+    for m in moves:
+        s = sums.setdefault(m.product_id, [0, 0])
+        s[0] += m.on_hand_delta
+        s[1] += m.reserved_delta
+    if not sums:
+        return {}
+    ids = sorted(sums)
+    db.session.execute(
+        select(Product.id).where(Product.id.in_(ids)).order_by(Product.id).with_for_update()
+    )
+    after = _update_counters(ids, sums, now)
+
+    # Walk backwards from the final figures so each ledger line shows its own "after".
+    running = {pid: list(v) for pid, v in after.items()}
+    for m in reversed(moves):
+        on_hand, reserved = running[m.product_id]
+        m.on_hand_after, m.reserved_after = on_hand, reserved
+        running[m.product_id] = [on_hand - m.on_hand_delta, reserved - m.reserved_delta]
+    record(moves, actor, now)
+    return after
+
+
+def _update_counters(ids: list[int], sums: dict[int, list[int]], now: datetime):
+    bind = db.session.get_bind()
+    if bind.dialect.name == "postgresql":
+        rows = db.session.execute(
+            text(
+                "UPDATE products AS p"
+                " SET on_hand = p.on_hand + d.on_hand_delta,"
+                "     reserved = p.reserved + d.reserved_delta, updated_at = :now"
+                " FROM unnest(CAST(:ids AS integer[]), CAST(:dh AS integer[]),"
+                "             CAST(:dr AS integer[])) AS d(id, on_hand_delta, reserved_delta)"
+                " WHERE p.id = d.id RETURNING p.id, p.on_hand, p.reserved"
+            ),
+            {
+                "ids": ids,
+                "dh": [sums[i][0] for i in ids],
+                "dr": [sums[i][1] for i in ids],
+                "now": now,
+            },
+        ).all()
+    else:
+        # SQLite has one writer at a time, so a statement per product costs no contention.
+        rows = [
+            db.session.execute(
+                update(Product)
+                .where(Product.id == pid)
+                .values(
+                    on_hand=Product.on_hand + sums[pid][0],
+                    reserved=Product.reserved + sums[pid][1],
+                    updated_at=now,
+                )
+                .returning(Product.id, Product.on_hand, Product.reserved)
+            ).one()
+            for pid in ids
+        ]
+    return {pid: (on_hand, reserved) for pid, on_hand, reserved in rows}
+
+
+def is_constraint(error: IntegrityError, name: str) -> bool:
+    """Whether an IntegrityError came from the named constraint or index."""
+    return name in str(error.orig)

@@ -1,0 +1,157 @@
+"""Staff accounts and storefront API clients: creation, credentials, deactivation."""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import ROLES, ApiClient, StaffUser
+from .errors import Conflict, InvalidInput, NotFound
+from .ledger import transaction
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verifying against this keeps unknown-email sign-ins as slow as wrong-password ones.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+TOKEN_PREFIX = "sr_"
+
+
+def _email(value) -> str:
+    email = value.strip().lower() if isinstance(value, str) else ""
+    if not EMAIL.match(email) or len(email) > 254:
+        raise InvalidInput("enter a valid email address", field="email")
+    return email
+
+
+def _role(value) -> str:
+    if value not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    return value
+
+
+def _password(value) -> str:
+    if not isinstance(value, str) or len(value) < MIN_PASSWORD:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters", field="password")
+    if len(value) > 1024:
+        raise InvalidInput("password is too long", field="password")
+    return value
+
+
+def _staff(staff_id: int) -> StaffUser:
+    user = db.session.get(StaffUser, staff_id)
+    if user is None:
+        raise NotFound(f"staff member {staff_id} does not exist")
+    return user
+
+
+@transaction
+def create_staff(email: str, *, role: str, password: str, name: str | None = None,
+                 now: datetime) -> StaffUser:
+    email = _email(email)
+    name = (name or email.split("@")[0]).strip()[:100]
+    user = StaffUser(
+        email=email, name=name, role=_role(role),
+        password_hash=_hasher.hash(_password(password)), is_active=True, created_at=now,
+    )
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"{email} already has an account") from None
+    return user
+
+
+def verify_password(email: str, password: str) -> StaffUser | None:
+    """The active staff member with these credentials, or None. Constant work either way."""
+    email = email.strip().lower() if isinstance(email, str) else ""
+    user = db.session.scalars(select(StaffUser).where(StaffUser.email == email)).first()
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.is_active:
+        return None
+    return user
+
+
+@transaction
+def record_sign_in(staff_id: int, *, ip: str | None, now: datetime) -> StaffUser:
+    user = _staff(staff_id)
+    user.last_login_at, user.last_login_ip = now, (ip or "")[:45] or None
+    return user
+
+
+@transaction
+def set_role(staff_id: int, role: str) -> StaffUser:
+    user = _staff(staff_id)
+    user.role = _role(role)
+    user.session_version += 1  # permissions changed: sign in again
+    return user
+
+
+@transaction
+def set_staff_active(staff_id: int, active: bool) -> StaffUser:
+    user = _staff(staff_id)
+    user.is_active = bool(active)
+    user.session_version += 1
+    return user
+
+
+@transaction
+def reset_password(staff_id: int, password: str) -> StaffUser:
+    user = _staff(staff_id)
+    user.password_hash = _hasher.hash(_password(password))
+    user.session_version += 1  # sign out everywhere
+    return user
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction
+def create_api_client(name: str, *, now: datetime) -> tuple[ApiClient, str]:
+    """A new client and its token; the token is returned once and only its hash is kept."""
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 100:
+        raise InvalidInput("name must be 1 to 100 characters", field="name")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    client = ApiClient(
+        name=name, token_hash=token_hash(token), token_prefix=token[:10], is_active=True,
+        created_at=now,
+    )
+    db.session.add(client)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"an API client named {name} already exists") from None
+    return client, token
+
+
+def client_for_token(token: str) -> ApiClient | None:
+    """The active client owning this token, or None."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    client = db.session.scalars(
+        select(ApiClient).where(ApiClient.token_hash == token_hash(token))
+    ).first()
+    return client if client is not None and client.is_active else None
+
+
+@transaction
+def set_api_client_active(client_id: int, active: bool) -> ApiClient:
+    client = db.session.get(ApiClient, client_id)
+    if client is None:
+        raise NotFound(f"API client {client_id} does not exist")
+    client.is_active = bool(active)
+    return client

@@ -1,0 +1,328 @@
+"""Stock corrections by staff: adjust, count, CSV import, and product settings."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Product
+from . import limits
+from .actor import Actor
+from .alerts import evaluate_all, evaluate_product
+from .errors import BelowHeld, Conflict, ImportRejected, InvalidInput, StaleCount
+from .holds import find_product
+from .ledger import Move, apply_deltas, lock_products, record, transaction
+
+
+def _held_refusal(product: Product, wanted_on_hand: int) -> BelowHeld:
+    if wanted_on_hand < 0:
+        return BelowHeld(
+            f"on hand cannot go below 0 ({product.sku} has {product.on_hand})",
+            held=product.reserved,
+        )
+    return BelowHeld(
+        f"{product.reserved} units are held; on hand cannot go below {product.reserved}",
+        held=product.reserved,
+    )
+
+
+def _after_change(product_id: int, row, now: datetime) -> None:
+    on_hand, reserved, threshold, is_active, muted = row
+    evaluate_product(product_id, on_hand, reserved, threshold, is_active, muted, now)
+
+
+_RETURNING = (
+    Product.on_hand, Product.reserved, Product.low_stock_threshold,
+    Product.is_active, Product.alert_muted,
+)
+
+
+@transaction
+def adjust(
+    product: Product | str | int, delta: int, *, reason: str, actor: Actor, now: datetime,
+    kind: str = "adjust",
+) -> Product:
+    """Add or remove units (a delivery, damage, a found box); never below the held units."""
+    delta = limits.whole_number(delta, "delta", -limits.MAX_ADJUST, limits.MAX_ADJUST)
+    if delta == 0:
+        raise InvalidInput("delta must not be 0", field="delta")
+    if kind not in ("adjust", "receive") or (kind == "receive" and delta < 0):
+        raise InvalidInput("a receipt adds units; use an adjustment to remove them", field="kind")
+    reason = limits.reason_text(reason)
+    found = find_product(product)
+    row = db.session.execute(
+        update(Product)
+        .where(
+            Product.id == found.id,
+            Product.on_hand + delta >= Product.reserved,
+            Product.on_hand + delta <= limits.MAX_STOCK,
+        )
+        .values(on_hand=Product.on_hand + delta, updated_at=now)
+        .returning(*_RETURNING)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        current = _fresh(found.id)
+        if current.on_hand + delta > limits.MAX_STOCK:
+            raise InvalidInput(
+                f"on hand would exceed {limits.MAX_STOCK:,}", field="delta"
+            )
+        raise _held_refusal(current, current.on_hand + delta)
+    record(
+        [Move(found.id, kind, on_hand_delta=delta, reason=reason,
+              on_hand_after=row[0], reserved_after=row[1])],
+        actor, now,
+    )
+    _after_change(found.id, row, now)
+    return _fresh(found.id)
+
+
+@transaction
+def count(
+    product: Product | str | int, counted: int, expected: int, *, actor: Actor, now: datetime,
+    note: str | None = None,
+) -> Product:
+    """Set on_hand to a physical count, if on_hand is still what the counter saw (`expected`)."""
+    counted = limits.whole_number(counted, "counted", 0, limits.MAX_STOCK)
+    expected = limits.whole_number(expected, "expected", 0, limits.MAX_STOCK)
+    note = limits.reason_text(note, "note", required=False)
+    found = find_product(product)
+    row = db.session.execute(
+        update(Product)
+        .where(Product.id == found.id, Product.on_hand == expected, Product.reserved <= counted)
+        .values(on_hand=counted, last_stock_check=now, updated_at=now)
+        .returning(*_RETURNING)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        current = _fresh(found.id)
+        if current.on_hand != expected:
+            raise StaleCount(
+                f"stock changed since you loaded this page: on hand is now {current.on_hand},"
+                f" not {expected}",
+                current_on_hand=current.on_hand,
+            )
+        raise _held_refusal(current, counted)
+    record(
+        [Move(found.id, "count", on_hand_delta=counted - expected,
+              reason=note or f"counted {counted}", on_hand_after=row[0], reserved_after=row[1])],
+        actor, now,
+    )
+    _after_change(found.id, row, now)
+    return _fresh(found.id)
+
+
+def _fresh(product_id: int) -> Product:
+    return db.session.scalars(
+        select(Product).where(Product.id == product_id)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+@dataclass
+class ImportRow:
+    line: int
+    sku: str
+    value: str
+    error: str | None = None
+    product_id: int | None = None
+    on_hand_before: int | None = None
+    on_hand_after: int | None = None
+
+    @property
+    def delta(self) -> int:
+        return (self.on_hand_after or 0) - (self.on_hand_before or 0)
+
+
+@dataclass
+class ImportReport:
+    mode: str  # "on_hand" (absolute counts) or "delta"
+    rows: list[ImportRow] = field(default_factory=list)
+    applied: bool = False
+
+    @property
+    def errors(self) -> list[ImportRow]:
+        return [r for r in self.rows if r.error]
+
+    @property
+    def changes(self) -> list[ImportRow]:
+        return [r for r in self.rows if not r.error and r.delta != 0]
+
+
+def parse_counts_csv(text: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """Rows of a `sku,on_hand` or `sku,delta` CSV as (line, sku, value)."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in next(reader, [])]
+    if header not in (["sku", "on_hand"], ["sku", "delta"]):
+        raise InvalidInput("the header must be 'sku,on_hand' or 'sku,delta'", field="file")
+    rows = []
+    for line, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        cells = cells + ["", ""]
+        rows.append((line, cells[0].strip(), cells[1].strip() if len(cells) >= 2 else ""))
+    if not rows:
+        raise InvalidInput("the file has no rows", field="file")
+    return header[1], rows
+
+
+def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Product]
+          ) -> ImportReport:
+    report = ImportReport(mode)
+    seen: dict[str, int] = {}
+    for line, sku, value in rows:
+        row = ImportRow(line, sku, value)
+        report.rows.append(row)
+        product = products.get(sku)
+        if not sku:
+            row.error = "SKU is empty"
+        elif sku in seen:
+            row.error = f"SKU {sku} appears again (first on line {seen[sku]})"
+        elif product is None:
+            row.error = f"unknown SKU {sku}"
+        if sku and sku not in seen:
+            seen[sku] = line
+        if row.error:
+            continue
+        try:
+            number = limits.whole_number(
+                value, mode, 0 if mode == "on_hand" else -limits.MAX_ADJUST,
+                limits.MAX_STOCK if mode == "on_hand" else limits.MAX_ADJUST,
+            )
+        except InvalidInput as error:
+            row.error = f"{error.message} (got {value!r})"
+            continue
+        row.product_id = product.id
+        row.on_hand_before = product.on_hand
+        row.on_hand_after = number if mode == "on_hand" else product.on_hand + number
+        if row.on_hand_after < product.reserved:
+            row.error = str(_held_refusal(product, row.on_hand_after))
+        elif row.on_hand_after > limits.MAX_STOCK:
+            row.error = f"on hand would exceed {limits.MAX_STOCK:,}"
+    return report
+
+
+def _products_by_sku(skus: list[str], lock: bool) -> dict[str, Product]:
+    found = db.session.scalars(
+        select(Product).where(Product.sku.in_([s for s in skus if s]))
+        .execution_options(populate_existing=True)
+    ).all()
+    if lock:
+        locked = lock_products([p.id for p in found])
+        found = list(locked.values())
+    return {p.sku: p for p in found}
+
+
+@transaction
+def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False) -> ImportReport:
+    """Dry run (default) reports every row; with apply, all rows change in one transaction.
+
+    Any bad row refuses the whole apply (ImportRejected carries the report).
+    """
+    mode, rows = parse_counts_csv(text)
+    products = _products_by_sku([sku for _, sku, _ in rows], lock=apply)
+    report = _plan(mode, rows, products)
+    if not apply:
+        return report
+    if report.errors:
+        raise ImportRejected(
+            f"{len(report.errors)} of {len(report.rows)} rows are wrong; nothing was changed",
+            report,
+        )
+    kind_reason = f"import ({'absolute counts' if mode == 'on_hand' else 'deltas'})"
+    moves = [
+        Move(r.product_id, "import", on_hand_delta=r.delta, reason=f"{kind_reason}, line {r.line}")
+        for r in sorted(report.changes, key=lambda r: r.product_id)
+    ]
+    apply_deltas(moves, actor, now)
+    touched = sorted(r.product_id for r in report.rows)
+    if mode == "on_hand":
+        db.session.execute(
+            update(Product).where(Product.id.in_(touched)).values(last_stock_check=now)
+            .execution_options(synchronize_session=False)
+        )
+    evaluate_all(touched, now)
+    report.applied = True
+    return report
+
+
+@transaction
+def update_product(
+    product: Product | str | int, *, actor: Actor, now: datetime,
+    low_stock_threshold: int | None = None, is_active: bool | None = None,
+    name: str | None = None, price=None,
+) -> Product:
+    """Edit product settings (not stock); alerts are re-evaluated for the new threshold."""
+    found = find_product(product)
+    values: dict = {}
+    if low_stock_threshold is not None:
+        values["low_stock_threshold"] = limits.whole_number(
+            low_stock_threshold, "low_stock_threshold", 0, limits.MAX_THRESHOLD, "threshold"
+        )
+    if is_active is not None:
+        values["is_active"] = bool(is_active)
+    if name is not None:
+        values["name"] = _product_name(name)
+    if price is not None:
+        values["price"] = _price(price)
+    if not values:
+        return found
+    lock_products([found.id])
+    db.session.execute(
+        update(Product).where(Product.id == found.id).values(updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    evaluate_all([found.id], now)
+    return _fresh(found.id)
+
+
+@transaction
+def create_product(
+    sku: str, name: str, *, actor: Actor, now: datetime, price="0", on_hand: int = 0,
+    low_stock_threshold: int = 10,
+) -> Product:
+    """A new product; opening stock is a ledger 'receive' like any other."""
+    sku = (sku or "").strip() if isinstance(sku, str) else ""
+    if not sku or len(sku) > 100:
+        raise InvalidInput("SKU must be 1 to 100 characters", field="sku")
+    product = Product(
+        sku=sku, name=_product_name(name), price=_price(price), on_hand=0, reserved=0,
+        low_stock_threshold=limits.whole_number(
+            low_stock_threshold, "low_stock_threshold", 0, limits.MAX_THRESHOLD, "threshold"),
+        is_active=True, created_at=now, updated_at=now,
+    )
+    on_hand = limits.whole_number(on_hand, "on_hand", 0, limits.MAX_STOCK)
+    db.session.add(product)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"a product with SKU {sku} already exists")
+    if on_hand:
+        apply_deltas([Move(product.id, "receive", on_hand_delta=on_hand, reason="opening stock")],
+                     actor, now)
+    evaluate_all([product.id], now)
+    return _fresh(product.id)
+
+
+def _product_name(name) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 200:
+        raise InvalidInput("name must be 1 to 200 characters", field="name")
+    return name
+
+
+def _price(value) -> Decimal:
+    try:
+        price = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput("price must be a number like 12.50", field="price") from None
+    if not price.is_finite() or price < 0 or price >= Decimal("100000000"):
+        raise InvalidInput("price must be between 0 and 99,999,999.99", field="price")
+    return price.quantize(Decimal("0.01"))
