@@ -33,8 +33,9 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from . import cli, models  # noqa: F401  (models registers the tables)
+    from . import cli, models, web  # noqa: F401  (models registers the tables)
 
+    web.init_app(app)
     cli.init_app(app)
     return app
 

@@ -1,0 +1,35 @@
+"""Full page or partial, and messages back to the page via HX-Trigger (SPEC §6)."""
+from __future__ import annotations
+
+import json
+
+from flask import make_response, render_template, request
+
+
+def is_htmx() -> bool:
+    """An htmx request that wants a fragment (history restores want the whole page)."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def page(template: str, partial: str | None = None, status: int = 200, **context):
+    """Render `partial` for htmx requests, the full `template` otherwise; Vary on HX-Request."""
+    name = partial if partial and is_htmx() else template
+    response = make_response(render_template(name, **context), status)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def trigger(response, event: str, detail=None):
+    """Add an event to HX-Trigger (merged with any already set)."""
+    events = json.loads(response.headers.get("HX-Trigger", "{}") or "{}")
+    events[event] = detail if detail is not None else True
+    response.headers["HX-Trigger"] = json.dumps(events)
+    return response
+
+
+def toast(response, message: str, level: str = "success"):
+    """Show a toast on the page: level is success, info, warning or error."""
+    return trigger(response, "toast", {"message": message, "level": level})
