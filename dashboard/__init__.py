@@ -33,9 +33,13 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from . import cli, models, web  # noqa: F401  (models registers the tables)
+    from . import api, cli, models, web  # noqa: F401  (models registers the tables)
+    from .scheduler import health
 
     web.init_app(app)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # bearer tokens, not cookies: no CSRF exposure
+    app.register_blueprint(health.bp)
     cli.init_app(app)
     return app
 

@@ -1,0 +1,1 @@
+"""Scheduled jobs: hold expiry, alert evaluation, reconciliation (SPEC §8)."""
