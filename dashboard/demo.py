@@ -1,0 +1,257 @@
+"""Demo data that looks like a real shop, made through the services so the ledger is true.
+
+About 500 products over six departments with a spread of stock levels, two weeks of stock
+history, carts, orders in every status, active holds expiring over the next 30 minutes, a
+few stuck ones of each kind, and open, acknowledged and resolved alerts.
+"""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import delete, func, select, text, update
+
+from . import services
+from .extensions import db
+from .models import Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert
+from .services import Actor, Owner
+from .services.errors import StockroomError
+
+DEMO_PASSWORD = "stockroom-demo"
+STAFF = [
+    ("admin@stockroom.example", "admin", "Avery Admin"),
+    ("manager@stockroom.example", "manager", "Morgan Manager"),
+    ("merch@stockroom.example", "merchandiser", "Mina Merchandiser"),
+    ("support@stockroom.example", "support", "Sam Support"),
+    ("viewer@stockroom.example", "viewer", "Vic Viewer"),
+]
+
+DEPARTMENTS = {
+    "APP": ("Apparel", ["Merino Crew Socks", "Organic Cotton Tee", "Linen Overshirt",
+                        "Quilted Vest", "Rain Shell Jacket", "Wool Beanie", "Chino Shorts",
+                        "Fleece Pullover"],
+            ["Charcoal", "Navy", "Oat", "Forest", "Rust"], ["S", "M", "L", "XL"]),
+    "KIT": ("Kitchen", ["Cast Iron Skillet 26cm", "Chef's Knife 20cm", "Enamel Dutch Oven",
+                        "Pour-Over Kettle", "Bamboo Cutting Board", "Stoneware Mug",
+                        "Glass Storage Jar"],
+            ["Black", "Cream", "Sage", "Terracotta", "Cobalt"], [""]),
+    "HOM": ("Home", ["Waffle Bath Towel", "Linen Duvet Cover", "Soy Candle", "Wool Throw",
+                     "Ceramic Planter", "Jute Doormat"],
+            ["White", "Sand", "Slate", "Moss"], ["", "Large"]),
+    "OUT": ("Outdoor", ["Trail Water Bottle 750ml", "Packable Daypack 20L", "Camp Mug",
+                        "Headlamp 300lm", "Trekking Poles", "Insulated Flask 1L"],
+            ["Black", "Orange", "Olive"], [""]),
+    "ELE": ("Electronics", ["USB-C Cable 2m", "Wireless Charger Pad", "Laptop Sleeve 14\"",
+                            "Bluetooth Speaker Mini", "Power Bank 10000mAh"],
+            ["Black", "White", "Grey"], [""]),
+    "STA": ("Stationery", ["Dot Grid Notebook A5", "Fountain Pen", "Brass Pencil Sharpener",
+                           "Kraft Envelopes (50)", "Desk Organiser", "Weekly Planner 2027"],
+            ["Black", "Blue", "Natural", "Red"], [""]),
+    "BEA": ("Beauty", ["Shea Hand Cream 75ml", "Solid Shampoo Bar", "Cedar Beard Oil",
+                       "Mineral Sunscreen SPF50", "Lip Balm Trio", "Clay Face Mask"],
+            ["Unscented", "Lavender", "Citrus", "Vetiver"], ["", "Travel"]),
+    "TOY": ("Toys", ["Wooden Stacking Rings", "Plush Fox", "Marble Run Starter Set",
+                     "Jigsaw 1000pc Alpine", "Kite Delta", "Magnetic Tiles 60pc"],
+            ["Classic", "Pastel", "Bright"], [""]),
+    "PET": ("Pets", ["Rope Tug Toy", "Waxed Canvas Leash", "Orthopedic Dog Bed",
+                     "Ceramic Cat Bowl", "Reflective Harness"],
+            ["Tan", "Black", "Teal"], ["S", "M", "L"]),
+    "GAR": ("Garden", ["Hori Hori Knife", "Galvanised Watering Can", "Seed Starter Trays",
+                       "Bypass Pruners", "Herb Planter Box", "Garden Kneeler"],
+            ["Green", "Grey", "Natural", "Yellow"], [""]),
+    "SPO": ("Sports", ["Yoga Mat 5mm", "Resistance Band Set", "Cork Yoga Block",
+                       "Jump Rope Speed", "Foam Roller", "Gym Towel"],
+            ["Black", "Plum", "Teal", "Sand"], [""]),
+    "BAB": ("Baby", ["Muslin Swaddle", "Knit Baby Booties", "Silicone Teether",
+                     "Organic Sleepsuit", "Board Book Set"],
+            ["Oat", "Sky", "Rose", "Mint"], [""]),
+}
+
+
+def has_data() -> bool:
+    return bool(db.session.scalar(select(func.count()).select_from(Product))) or bool(
+        db.session.scalar(select(func.count()).select_from(StaffUser))
+    )
+
+
+def reset_all() -> None:
+    """Empty every table (the demo's --reset)."""
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(text(f"DELETE FROM {table}"))
+    db.session.commit()
+
+
+def _catalogue(rng: random.Random) -> list[dict]:
+    items = []
+    for code, (_dept, names, colours, sizes) in DEPARTMENTS.items():
+        for n, base in enumerate(names, start=1):
+            for colour in colours:
+                for size in sizes:
+                    sku = f"{code}-{100 + n:03d}-{colour[:4].upper()}" + (f"-{size[:2].upper()}" if size else "")
+                    name = f"{base} — {colour}" + (f", {size}" if size else "")
+                    price = Decimal(rng.choice([9, 12, 15, 19, 24, 29, 39, 49, 65, 89, 120])) - Decimal("0.05")
+                    items.append({"sku": sku, "name": name, "price": price})
+    rng.shuffle(items)
+    return items[:500]
+
+
+def load(now: datetime, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    start = now - timedelta(days=14)
+    for email, role, name in STAFF:
+        services.create_staff(email, role=role, password=DEMO_PASSWORD, name=name, now=start)
+    staff = {role: db.session.scalars(select(StaffUser).where(StaffUser.email == email)).one()
+             for email, role, _ in STAFF}
+    merch, support, manager = (Actor.staff(staff[r]) for r in ("merchandiser", "support", "manager"))
+    client, token = services.create_api_client("Demo storefront", now=start)
+    storefront = Actor.api(client)
+
+    products = []
+    for i, item in enumerate(_catalogue(rng)):
+        roll = rng.random()
+        threshold = rng.choice([5, 8, 10, 12, 15, 20])
+        # A spread: mostly healthy, some low, some out, a few huge sellers.
+        on_hand = (
+            0 if roll < 0.05 else rng.randint(1, threshold) if roll < 0.15
+            else rng.randint(threshold + 15, 400) if roll < 0.97 else rng.randint(1000, 5000)
+        )
+        product = services.create_product(
+            item["sku"], item["name"], actor=merch, now=start + timedelta(minutes=i),
+            price=item["price"], on_hand=on_hand, low_stock_threshold=threshold,
+        )
+        products.append(product)
+
+    # Two weeks of history on a slice of the catalogue: deliveries, damage, counts.
+    for product in rng.sample(products, 60):
+        when = start + timedelta(hours=12)
+        for _ in range(rng.randint(3, 7)):
+            when += timedelta(hours=rng.randint(12, 40))
+            if when > now - timedelta(hours=2):
+                break
+            current = db.session.get(Product, product.id)
+            choice = rng.random()
+            try:
+                if choice < 0.4:
+                    services.adjust(product.id, rng.randint(10, 60), reason="Delivery from supplier",
+                                    actor=merch, now=when, kind="receive")
+                elif choice < 0.7 and current.available > 3:
+                    services.adjust(product.id, -rng.randint(1, 3), reason="Damaged in warehouse",
+                                    actor=merch, now=when)
+                else:
+                    seen = current.on_hand
+                    counted = max(current.reserved, seen + rng.randint(-4, 2))
+                    services.count(product.id, counted, seen, actor=merch, now=when,
+                                   note="Cycle count")
+            except StockroomError:
+                pass
+
+    sellable = [p for p in products if p.on_hand > 25]
+
+    # Carts with holds expiring over the next 30 minutes, made by the storefront.
+    carts = []
+    for c in range(40):
+        cart = Cart(session_key=f"sess-{rng.getrandbits(64):016x}",
+                    customer_id=rng.choice([None, 5000 + c]), created_at=now, updated_at=now)
+        db.session.add(cart)
+        db.session.flush()
+        for product in rng.sample(sellable, rng.randint(1, 3)):
+            db.session.add(CartItem(cart_id=cart.id, product_id=product.id,
+                                    quantity=rng.randint(1, 3), added_at=now))
+        carts.append(cart)
+    db.session.commit()
+    for cart in carts[:30]:
+        made = now - timedelta(minutes=rng.randint(0, 14))
+        services.reserve_cart(cart.id, ttl_seconds=15 * 60 + rng.randint(0, 15 * 60),
+                              actor=storefront, now=made)
+    for _ in range(25):
+        product = rng.choice(sellable)
+        services.reserve(product.id, rng.randint(1, 2),
+                         Owner(session_key=f"sess-{rng.getrandbits(64):016x}"),
+                         ttl_seconds=rng.randint(2, 30) * 60, actor=storefront,
+                         now=now - timedelta(seconds=rng.randint(0, 60)))
+
+    # Orders in every status.
+    def order_with_hold(customer: int) -> Order:
+        product = rng.choice(sellable)
+        qty = rng.randint(1, 2)
+        order = Order(customer_id=customer, status="pending", total=product.price * qty,
+                      created_at=now - timedelta(minutes=rng.randint(1, 50)), updated_at=now)
+        db.session.add(order)
+        db.session.flush()
+        db.session.add(OrderItem(order_id=order.id, product_id=product.id, quantity=qty,
+                                 price=product.price))
+        db.session.commit()
+        services.reserve(product.id, qty, Owner(order_id=order.id, customer_id=customer),
+                         ttl_seconds=30 * 60, actor=storefront, now=order.created_at)
+        return order
+
+    for n in range(36):
+        order = order_with_hold(7000 + n)
+        kind = n % 4
+        if kind == 1:
+            services.confirm_order(order.id, actor=storefront, now=now - timedelta(minutes=1))
+        elif kind == 2:
+            services.confirm_order(order.id, actor=storefront, now=now - timedelta(minutes=1))
+            db.session.execute(update(Order).where(Order.id == order.id).values(status="shipped"))
+            db.session.commit()
+        elif kind == 3:
+            services.cancel_order(order.id, actor=storefront, now=now - timedelta(seconds=30),
+                                  reason="customer changed their mind")
+
+    # Stuck holds, one of each kind the holds console explains.
+    stuck = rng.sample(sellable, 8)
+    for product in stuck[:3]:  # overdue but not yet swept
+        services.reserve(product.id, 1, Owner(session_key="abandoned-checkout"), ttl_seconds=300,
+                         actor=storefront, now=now - timedelta(minutes=rng.randint(8, 25)))
+    for product in stuck[3:5]:  # held for an order the storefront cancelled without releasing
+        order = Order(customer_id=8100, status="pending", total=product.price,
+                      created_at=now - timedelta(minutes=20), updated_at=now)
+        db.session.add(order)
+        db.session.flush()
+        db.session.add(OrderItem(order_id=order.id, product_id=product.id, quantity=1,
+                                 price=product.price))
+        db.session.commit()
+        services.reserve(product.id, 1, Owner(order_id=order.id), ttl_seconds=45 * 60,
+                         actor=storefront, now=now - timedelta(minutes=20))
+        db.session.execute(update(Order).where(Order.id == order.id).values(status="cancelled"))
+        db.session.commit()
+    for cart in carts[:2]:  # cart no longer holds the product
+        first = cart.items[0]
+        db.session.execute(delete(CartItem).where(CartItem.id == first.id))
+        db.session.commit()
+    for product in stuck[5:8]:  # far older than the normal time to live
+        services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=4 * 60 * 60,
+                         actor=storefront, now=now - timedelta(hours=rng.randint(2, 3)))
+
+    # Alerts: every service call evaluated its product; acknowledge and resolve a few.
+    open_alerts = db.session.scalars(
+        select(StockAlert).where(StockAlert.status == "open").order_by(StockAlert.id)
+    ).all()
+    for alert in open_alerts[:3]:
+        services.acknowledge(alert.id, actor=manager, now=now - timedelta(minutes=30))
+    if len(open_alerts) > 4:
+        services.resolve(open_alerts[4].id, actor=manager, now=now - timedelta(minutes=10),
+                         note="Discontinued colour; no reorder")
+    released = db.session.scalars(
+        select(Reservation.id).where(
+            Reservation.status == "active", Reservation.session_key.is_not(None),
+            Reservation.cart_id.is_(None), Reservation.expires_at > now,
+        ).limit(2)
+    ).all()
+    if released:
+        services.release_many(released, actor=support, now=now,
+                              reason="Customer called: payment failed, freeing stock")
+    counts = {
+        "products": db.session.scalar(select(func.count()).select_from(Product)),
+        "open alerts": db.session.scalar(
+            select(func.count()).select_from(StockAlert).where(StockAlert.status != "resolved")),
+    }
+    return (
+        "Demo shop loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".\n"
+        f"Storefront API token for 'Demo storefront' (shown once): {token}"
+    )
