@@ -207,8 +207,9 @@ def _insert_alerts(rows_select) -> int:
     )
     statement = statement.on_conflict_do_nothing(
         index_elements=["product_id"], index_where=StockAlert.status != "resolved"
-    )
-    return db.session.execute(statement).rowcount
+    ).returning(StockAlert.id)
+    # Count RETURNING rows: psycopg reports no rowcount for INSERT ... SELECT ... ON CONFLICT.
+    return len(db.session.execute(statement).all())
 
 
 @transaction
