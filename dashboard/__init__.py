@@ -41,6 +41,9 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(api.bp)  # bearer tokens, not cookies: no CSRF exposure
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    from .scheduler import runner
+
+    runner.start_with_flask_run(app)  # `flask run` only; never under gunicorn
     return app
 
 

@@ -5,7 +5,7 @@ Lock order everywhere (SPEC §3): reservations by id, then products by id, then 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -54,7 +54,8 @@ class Owner:
 
 
 def checked_owner(owner: Owner | None) -> Owner:
-    if owner is None or not any(
+    """The owner with its ids as ints, or a refusal naming the bad field."""
+    if not isinstance(owner, Owner) or not any(
         v is not None for v in (owner.session_key, owner.customer_id, owner.cart_id, owner.order_id)
     ):
         raise InvalidInput(
@@ -68,17 +69,31 @@ def checked_owner(owner: Owner | None) -> Owner:
                 f"session_key must be at most {limits.MAX_SESSION_KEY} characters",
                 field="session_key",
             )
+        limits.no_nul(owner.session_key, "session_key")
     if owner.customer_id is not None:
-        limits.whole_number(owner.customer_id, "customer_id", 1, limits.MAX_CUSTOMER_ID)
+        owner = replace(owner, customer_id=limits.whole_number(
+            owner.customer_id, "customer_id", 1, limits.MAX_CUSTOMER_ID))
     if owner.cart_id is not None:
-        cart_id = limits.whole_number(owner.cart_id, "cart_id", 1, 2**31 - 1)
-        if db.session.get(Cart, cart_id) is None:
-            raise InvalidInput(f"cart {cart_id} does not exist", field="cart_id")
+        owner = replace(owner, cart_id=limits.whole_number(owner.cart_id, "cart_id", 1, 2**31 - 1))
+        if db.session.get(Cart, owner.cart_id) is None:
+            raise InvalidInput(f"cart {owner.cart_id} does not exist", field="cart_id")
     if owner.order_id is not None:
-        order_id = limits.whole_number(owner.order_id, "order_id", 1, 2**31 - 1)
-        if db.session.get(Order, order_id) is None:
-            raise InvalidInput(f"order {order_id} does not exist", field="order_id")
+        owner = replace(owner, order_id=limits.whole_number(
+            owner.order_id, "order_id", 1, 2**31 - 1))
+        if db.session.get(Order, owner.order_id) is None:
+            raise InvalidInput(f"order {owner.order_id} does not exist", field="order_id")
     return owner
+
+
+def _idempotency_key(key) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= limits.MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            f"an idempotency key must be 1 to {limits.MAX_IDEMPOTENCY_KEY} characters",
+            field="idempotency_key",
+        )
+    return limits.no_nul(key, "idempotency_key")
 
 
 def find_product(product: Product | str | int) -> Product:
@@ -86,7 +101,9 @@ def find_product(product: Product | str | int) -> Product:
     if isinstance(product, Product):
         return product
     if isinstance(product, str):
-        found = db.session.scalars(select(Product).where(Product.sku == product.strip())).first()
+        # A NUL can be in no SKU (and PostgreSQL refuses it as a parameter).
+        found = None if "\x00" in product else db.session.scalars(
+            select(Product).where(Product.sku == product.strip())).first()
         label = f"SKU {product!r}"
     elif isinstance(product, int) and not isinstance(product, bool):
         found = db.session.get(Product, product) if 0 < product < 2**31 else None
@@ -143,6 +160,7 @@ def reserve(
     quantity = limits.whole_number(quantity, "quantity", 1, limits.MAX_HOLD_QUANTITY)
     ttl = limits.ttl_seconds(ttl_seconds)
     owner = checked_owner(owner)
+    idempotency_key = _idempotency_key(idempotency_key)
     found = sellable_product(product)
     if idempotency_key is not None:
         earlier = _earlier_hold(idempotency_key, found.id, quantity)
@@ -330,6 +348,8 @@ def release_many(
 ) -> ReleaseResult:
     """Release several holds at once; holds already ended are listed with why, not an error."""
     reason = limits.reason_text(reason)
+    if not isinstance(reservation_ids, (list, tuple, set, frozenset)):
+        raise InvalidInput("holds must be given as a list of ids", field="reservation_ids")
     ids = sorted({limits.whole_number(i, "reservation_id", 1, 2**63 - 1) for i in reservation_ids})
     if not ids:
         raise InvalidInput("select at least one hold", field="reservation_ids")
@@ -359,6 +379,10 @@ def extend(
     now: datetime,
 ) -> Reservation:
     """Move a hold's expiry later, never past its creation + HOLD_EXTEND_CAP."""
+    if not isinstance(until, datetime) or until.tzinfo is None:
+        raise InvalidInput("the new expiry must be a date and time with a time zone",
+                           field="until")
+    limits.reason_text(reason, required=False)
     hold = _active_hold(reservation_id)
     cap = hold.created_at + timedelta(seconds=current_app.config["HOLD_EXTEND_CAP"])
     if until <= now or until <= hold.expires_at:
@@ -380,6 +404,7 @@ def extend(
 def commit(reservation_id: int, *, actor: Actor, now: datetime, reason: str | None = None
            ) -> Reservation:
     """The held units leave the shop: on_hand and reserved both fall by the quantity."""
+    reason = limits.reason_text(reason, required=False)
     hold = _active_hold(reservation_id)
     _end([hold], "committed", "commit", reason or "sold", actor, now, consume=True)
     return hold
@@ -433,6 +458,7 @@ def confirm_order(order_id: int, *, actor: Actor, now: datetime) -> Order:
 def cancel_order(order_id: int, *, actor: Actor, now: datetime, reason: str | None = None
                  ) -> Order:
     """pending -> cancelled releases its holds; confirmed -> cancelled returns committed units."""
+    reason = limits.reason_text(reason, required=False)
     order = _order_for_update(order_id)
     if order.status not in ("pending", "confirmed"):
         raise OrderWrongState(
@@ -487,9 +513,12 @@ def _overdue(now: datetime):
 
 def _expire(claim, now: datetime) -> ExpiryResult:
     """Expire the active holds the `claim` query selects, set-based, in the open transaction."""
+    # A materialized CTE runs the claim once: inside `IN (subquery)` PostgreSQL may re-run
+    # a `LIMIT n FOR UPDATE SKIP LOCKED` claim per row and end far more than one batch.
+    claimed = claim.cte("claimed").prefix_with("MATERIALIZED")
     ended = db.session.execute(
         update(Reservation)
-        .where(Reservation.id.in_(claim.scalar_subquery()), Reservation.status == "active")
+        .where(Reservation.id == claimed.c.id, Reservation.status == "active")
         .values(status="expired", ended_at=now, end_reason="expired: not completed in time")
         .returning(Reservation.id, Reservation.product_id, Reservation.quantity,
                    Reservation.order_id)
@@ -517,6 +546,9 @@ def expire_due(now: datetime, batch: int = 2000, max_batches: int | None = None)
     Each batch claims holds with FOR UPDATE SKIP LOCKED (a hold being released right now
     is skipped, not waited for) and commits, so no product stays locked longer than one batch.
     """
+    batch = limits.whole_number(batch, "batch", 1, 1_000_000)
+    if max_batches is not None:
+        max_batches = limits.whole_number(max_batches, "max_batches", 1, 2**31 - 1)
     total = ExpiryResult()
     batches = 0
     while max_batches is None or batches < max_batches:
