@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import Cart, Order, Product, Reservation
 from . import limits
 from .actor import SYSTEM, Actor
-from .alerts import AlertChanges, evaluate_all, evaluate_product
+from .alerts import AlertChanges, evaluate_all, evaluate_product, level_of
 from .errors import (
     ExtendBeyondCap,
     InactiveProduct,
@@ -122,27 +122,32 @@ def sellable_product(product: Product | str | int) -> Product:
     return found
 
 
-def _take(product_id: int, quantity: int, now: datetime):
-    """The one conditional UPDATE that makes overselling impossible (SPEC §3)."""
+def _take(quantity: int, now: datetime, product_id: int | None = None,
+          sku: str | None = None):
+    """The one conditional UPDATE that makes overselling impossible (SPEC §3).
+
+    By id, or by SKU so the storefront's usual call finds and holds in one round trip.
+    """
+    key = Product.id == product_id if product_id is not None else Product.sku == sku
     return db.session.execute(
         update(Product)
-        .where(
-            Product.id == product_id,
-            Product.is_active,
-            Product.on_hand - Product.reserved >= quantity,
-        )
+        .where(key, Product.is_active, Product.on_hand - Product.reserved >= quantity)
         .values(reserved=Product.reserved + quantity, updated_at=now)
         .returning(
-            Product.on_hand, Product.reserved, Product.low_stock_threshold,
+            Product.id, Product.on_hand, Product.reserved, Product.low_stock_threshold,
             Product.is_active, Product.alert_muted,
         )
         .execution_options(synchronize_session=False)
     ).first()
 
 
-def _evaluate(product_id: int, after, now: datetime) -> None:
-    on_hand, reserved, threshold, is_active, muted = after
-    evaluate_product(product_id, on_hand, reserved, threshold, is_active, muted, now)
+def _evaluate(after, now: datetime) -> None:
+    product_id, on_hand, reserved, threshold, is_active, muted = after
+    # A hold only lowers `available`: a product still above its threshold was above it
+    # before too, so it has no alert to raise or change (unless muted, to re-arm it).
+    # Changes made outside the app are caught by the scheduled evaluation.
+    if muted or level_of(on_hand - reserved, threshold, is_active) is not None:
+        evaluate_product(product_id, on_hand, reserved, threshold, is_active, muted, now)
 
 
 @transaction
@@ -161,17 +166,23 @@ def reserve(
     ttl = limits.ttl_seconds(ttl_seconds)
     owner = checked_owner(owner)
     idempotency_key = _idempotency_key(idempotency_key)
-    found = sellable_product(product)
-    if idempotency_key is not None:
-        earlier = _earlier_hold(idempotency_key, found.id, quantity)
-        if earlier is not None:
-            return earlier
-
-    after = _take(found.id, quantity, now)
+    after = None
+    by_sku = isinstance(product, str) and "\x00" not in product and idempotency_key is None
+    if by_sku:
+        after = _take(quantity, now, sku=product.strip())
+    if after is None:
+        # Not taken (yet): say why it is unknown or inactive, or try lazy expiry.
+        found = sellable_product(product)
+        if idempotency_key is not None:
+            earlier = _earlier_hold(idempotency_key, found.id, quantity)
+            if earlier is not None:
+                return earlier
+        if not by_sku:
+            after = _take(quantity, now, product_id=found.id)
     if after is None:
         # Lazy expiry: overdue holds of this product give their stock back before we refuse.
         if _expire(_overdue(now).where(Reservation.product_id == found.id), now).holds:
-            after = _take(found.id, quantity, now)
+            after = _take(quantity, now, product_id=found.id)
     if after is None:
         available = db.session.execute(
             select(Product.on_hand - Product.reserved, Product.is_active).where(
@@ -187,8 +198,9 @@ def reserve(
             sku=found.sku,
         )
 
+    product_id = after[0]
     hold = Reservation(
-        product_id=found.id, quantity=quantity, status="active", created_at=now,
+        product_id=product_id, quantity=quantity, status="active", created_at=now,
         expires_at=now + timedelta(seconds=ttl), created_by_api_client_id=actor.api_client_id,
         session_key=owner.session_key, customer_id=owner.customer_id,
         cart_id=owner.cart_id, order_id=owner.order_id, idempotency_key=idempotency_key,
@@ -199,17 +211,17 @@ def reserve(
     except IntegrityError:
         # The same idempotency key won a race in another transaction: answer with its hold.
         db.session.rollback()
-        earlier = _earlier_hold(idempotency_key, found.id, quantity) if idempotency_key else None
+        earlier = _earlier_hold(idempotency_key, product_id, quantity) if idempotency_key else None
         if earlier is None:
             raise
         return earlier
     record(
-        [Move(found.id, "reserve", reserved_delta=quantity, reservation_id=hold.id,
+        [Move(product_id, "reserve", reserved_delta=quantity, reservation_id=hold.id,
               order_id=owner.order_id, reason=f"held for {owner.describe()}",
-              on_hand_after=after[0], reserved_after=after[1])],
+              on_hand_after=after[1], reserved_after=after[2])],
         actor, now,
     )
-    _evaluate(found.id, after, now)
+    _evaluate(after, now)
     return hold
 
 
@@ -490,13 +502,18 @@ def cancel_order(order_id: int, *, actor: Actor, now: datetime, reason: str | No
 class ExpiryResult:
     holds: int = 0
     units: int = 0
-    products: int = 0
+    product_ids: set[int] = field(default_factory=set)
     alerts: AlertChanges = field(default_factory=AlertChanges)
+
+    @property
+    def products(self) -> int:
+        """Distinct products that got units back (a product may be in several batches)."""
+        return len(self.product_ids)
 
     def __iadd__(self, other: ExpiryResult) -> ExpiryResult:
         self.holds += other.holds
         self.units += other.units
-        self.products += other.products
+        self.product_ids |= other.product_ids
         self.alerts += other.alerts
         return self
 
@@ -536,7 +553,7 @@ def _expire(claim, now: datetime) -> ExpiryResult:
     product_ids = sorted({m.product_id for m in moves})
     return ExpiryResult(
         holds=len(ended), units=sum(-m.reserved_delta for m in moves),
-        products=len(product_ids), alerts=evaluate_all(product_ids, now),
+        product_ids=set(product_ids), alerts=evaluate_all(product_ids, now),
     )
 
 
