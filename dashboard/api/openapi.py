@@ -1,0 +1,325 @@
+"""The OpenAPI 3 document at /api/v1/openapi.json, built from the same definitions the API
+enforces (`schemas`), so a storefront can integrate from it alone."""
+from __future__ import annotations
+
+from flask import current_app, jsonify
+
+from ..models import HOLD_STATUSES, ORDER_STATUSES
+from . import bp, idempotency, schemas
+from .body import MAX_BODY_BYTES
+
+ERROR_CODES = [
+    "malformed_json", "invalid_idempotency_key", "unauthorized", "not_found", "unknown_sku",
+    "inactive_sku", "insufficient_stock", "reservation_not_active", "order_wrong_state",
+    "order_not_held", "idempotency_in_progress", "body_too_large", "unsupported_media_type",
+    "invalid", "extend_beyond_cap", "idempotency_key_reused",
+]
+
+DESCRIPTION = f"""\
+Holds (reservations) of stock for a storefront, with carts and orders.
+
+**Authentication**: `Authorization: Bearer <token>`; a token is created once with
+`flask --app wsgi api-client create NAME`. A missing, unknown or deactivated token gets 401.
+
+**Errors** are JSON: `{{"error": code, "message": text, ...}}`. Branch on `error` (stable
+codes); `message` is for people. 422 `invalid` carries `fields`, one message per bad field
+(unknown fields are refused).
+
+**Bodies** are JSON objects (`Content-Type: application/json`, at most {MAX_BODY_BYTES} bytes);
+an empty body counts as `{{}}`. Integers are JSON integers (`2.0` is accepted as 2; `"2"`
+and `true` are not).
+
+**Idempotency**: every POST takes an optional `Idempotency-Key` header (1-255 visible ASCII
+characters, unique per client). A retry with the same key, path and body gets the first
+answer again (same status and body, header `Idempotent-Replayed: true`) and has no second
+effect; this includes refusals such as 409 `insufficient_stock`. Requests refused before any
+work (400, 401, 413, 415, and 422 `invalid` from body validation) do not use up the key.
+The same key with another path or body: 422 `idempotency_key_reused`. While the first
+request is still running: 409 `idempotency_in_progress` with `Retry-After`. Keys are
+remembered for {int(idempotency.KEEP_FOR.total_seconds() // 3600)} hours.
+
+**Times** are RFC 3339 UTC (`2026-11-21T12:00:00Z`).
+"""
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    cache = current_app.extensions.setdefault("stockroom_api", {})
+    if "openapi" not in cache:
+        cache["openapi"] = build()
+    return jsonify(cache["openapi"])
+
+
+def _ref(kind: str, name: str) -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _error_response(description: str, headers: dict | None = None) -> dict:
+    response = {"description": description, "content": _json(_ref("schemas", "Error"))}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_NULLABLE_INT = {"type": "integer", "nullable": True}
+_NULLABLE_TEXT = {"type": "string", "nullable": True}
+_TIME = {"type": "string", "format": "date-time"}
+
+RESERVATION = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "sku", "quantity", "status", "expires_at", "created_at", "ended_at",
+                 "end_reason", "session_key", "customer_id", "cart_id", "order_id"],
+    "properties": {
+        "id": {"type": "integer"},
+        "sku": {"type": "string"},
+        "quantity": {"type": "integer", "minimum": 1},
+        "status": {"type": "string", "enum": list(HOLD_STATUSES)},
+        "expires_at": _TIME,
+        "created_at": _TIME,
+        "ended_at": {**_TIME, "nullable": True, "description": "null while active"},
+        "end_reason": _NULLABLE_TEXT,
+        "session_key": _NULLABLE_TEXT,
+        "customer_id": _NULLABLE_INT,
+        "cart_id": _NULLABLE_INT,
+        "order_id": _NULLABLE_INT,
+    },
+}
+PRODUCT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["sku", "name", "on_hand", "reserved", "available", "low_stock_threshold",
+                 "is_active"],
+    "properties": {
+        "sku": {"type": "string"},
+        "name": {"type": "string"},
+        "on_hand": {"type": "integer", "minimum": 0},
+        "reserved": {"type": "integer", "minimum": 0},
+        "available": {"type": "integer", "description": "on_hand - reserved"},
+        "low_stock_threshold": {"type": "integer", "minimum": 0},
+        "is_active": {"type": "boolean", "description": "inactive products cannot be held"},
+    },
+}
+ORDER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "status", "customer_id", "total", "updated_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": list(ORDER_STATUSES)},
+        "customer_id": _NULLABLE_INT,
+        "total": {"type": "string", "example": "59.90", "description": "decimal, 2 places"},
+        "updated_at": _TIME,
+    },
+}
+ERROR = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "enum": ERROR_CODES},
+        "message": {"type": "string"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "invalid: one message per bad field"},
+        "available": {"type": "integer", "description": "insufficient_stock: units available"},
+        "sku": {"type": "string", "description": "insufficient_stock: the SKU asked for"},
+        "short": {
+            "type": "array", "description": "insufficient_stock (cart): each short SKU",
+            "items": {"type": "object", "additionalProperties": False,
+                      "required": ["sku", "requested", "available"],
+                      "properties": {"sku": {"type": "string"},
+                                     "requested": {"type": "integer"},
+                                     "available": {"type": "integer"}}},
+        },
+        "status": {"type": "string",
+                   "description": "reservation_not_active / order_wrong_state: current status"},
+        "ended_at": {**_TIME, "nullable": True},
+        "ended_by": {"type": "string", "nullable": True},
+        "cap": {**_TIME, "description": "extend_beyond_cap: the latest possible expiry"},
+        "skus": {"type": "array", "items": {"type": "string"},
+                 "description": "order_not_held: SKUs not fully held"},
+    },
+}
+
+
+def _parameters() -> dict:
+    def path_id(name: str, high: int, what: str) -> dict:
+        return {"name": name, "in": "path", "required": True, "description": what,
+                "schema": {"type": "integer", "minimum": 1, "maximum": high}}
+
+    return {
+        "ReservationId": path_id("reservation_id", schemas.MAX_INT64, "A reservation's id."),
+        "CartId": path_id("cart_id", schemas.MAX_INT32, "A cart's id."),
+        "OrderId": path_id("order_id", schemas.MAX_INT32, "An order's id."),
+        "Sku": {"name": "sku", "in": "path", "required": True, "description": "A SKU.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+                "example": "TEE-BLACK-M"},
+        "IdempotencyKey": {
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "description": "Makes a retry safe: the same key gets the first answer again.",
+            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+        },
+    }
+
+
+def _responses() -> dict:
+    retry_after = {"Retry-After": {"description": "seconds (idempotency_in_progress)",
+                                   "schema": {"type": "integer"}}}
+    return {
+        "BadRequest": _error_response(
+            "malformed_json (the body is not JSON) or invalid_idempotency_key"),
+        "Unauthorized": _error_response(
+            "unauthorized: no bearer token, or an unknown or deactivated one",
+            {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}),
+        "NotFound": _error_response("not_found (also for ids that cannot exist)"),
+        "TooLarge": _error_response("body_too_large"),
+        "UnsupportedMediaType": _error_response("unsupported_media_type: send JSON"),
+        "Invalid": _error_response(
+            "invalid (with `fields`), or idempotency_key_reused"),
+        "Conflict": _error_response("the refusal named by `error`", retry_after),
+    }
+
+
+def _post(operation_id: str, summary: str, body: schemas.Body, success: dict,
+          path_parameter: str | None, conflict: str, body_required: bool = False,
+          not_found: str = "not_found") -> dict:
+    parameters = [_ref("parameters", "IdempotencyKey")]
+    if path_parameter:
+        parameters.insert(0, _ref("parameters", path_parameter))
+    replayed = {"Idempotent-Replayed": {
+        "description": "present when this is a stored answer to an earlier request",
+        "schema": {"type": "string", "enum": ["true"]}}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": parameters,
+        "requestBody": {"required": body_required,
+                        "content": _json(_ref("schemas", body.name))},
+        "responses": {
+            **{status: {**response, "headers": replayed} for status, response in success.items()},
+            "400": _ref("responses", "BadRequest"),
+            "401": _ref("responses", "Unauthorized"),
+            "404": _error_response(not_found),
+            "409": {**_error_response(conflict + "; or idempotency_in_progress"),
+                    "headers": _responses()["Conflict"]["headers"]},
+            "413": _ref("responses", "TooLarge"),
+            "415": _ref("responses", "UnsupportedMediaType"),
+            "422": _ref("responses", "Invalid"),
+        },
+    }
+
+
+def _ok(description: str, schema: dict, links: dict | None = None) -> dict:
+    response = {"description": description, "content": _json(schema)}
+    if links:
+        response["links"] = links
+    return response
+
+
+def _hold_links(id_expression: str) -> dict:
+    parameters = {"reservation_id": id_expression}
+    return {
+        "GetReservation": {"operationId": "getReservation", "parameters": parameters},
+        "ReleaseReservation": {"operationId": "releaseReservation", "parameters": parameters},
+        "CommitReservation": {"operationId": "commitReservation", "parameters": parameters},
+        "ExtendReservation": {"operationId": "extendReservation", "parameters": parameters},
+    }
+
+
+def build() -> dict:
+    hold = _ref("schemas", "Reservation")
+    order = _ref("schemas", "Order")
+    secured = [{"bearer": []}]
+    paths = {
+        "/ping": {"get": {
+            "operationId": "ping", "summary": "Liveness of the API process (no database).",
+            "security": [],
+            "responses": {"200": _ok("always {}", {"type": "object",
+                                                   "additionalProperties": False})},
+        }},
+        "/products/{sku}": {"get": {
+            "operationId": "getProduct", "summary": "A product's stock figures.",
+            "parameters": [_ref("parameters", "Sku")],
+            "responses": {
+                "200": _ok("the product (inactive ones too)", _ref("schemas", "Product")),
+                "401": _ref("responses", "Unauthorized"),
+                "404": _error_response("unknown_sku"),
+            },
+        }},
+        "/reservations": {"post": _post(
+            "createReservation", "Hold units of a product.", schemas.NEW_RESERVATION,
+            {"201": _ok("the new hold", hold, _hold_links("$response.body#/id"))},
+            None, "insufficient_stock (with `available`)", body_required=True,
+            not_found="unknown_sku, or inactive_sku (inactive products cannot be held)",
+        )},
+        "/reservations/{reservation_id}": {"get": {
+            "operationId": "getReservation", "summary": "A hold, active or ended.",
+            "parameters": [_ref("parameters", "ReservationId")],
+            "responses": {
+                "200": _ok("the hold", hold),
+                "401": _ref("responses", "Unauthorized"),
+                "404": _ref("responses", "NotFound"),
+            },
+        }},
+        "/reservations/{reservation_id}/release": {"post": _post(
+            "releaseReservation", "Give the held units back.", schemas.RELEASE,
+            {"200": _ok("the hold, now released", hold)}, "ReservationId",
+            "reservation_not_active (with its `status`, `ended_at`, `ended_by`)",
+        )},
+        "/reservations/{reservation_id}/commit": {"post": _post(
+            "commitReservation", "The held units are sold: on_hand and reserved both fall.",
+            schemas.COMMIT, {"200": _ok("the hold, now committed", hold)}, "ReservationId",
+            "reservation_not_active (with its `status`, `ended_at`, `ended_by`)",
+        )},
+        "/reservations/{reservation_id}/extend": {"post": _post(
+            "extendReservation",
+            "Keep an active hold until now + ttl_seconds (422 extend_beyond_cap past the cap,"
+            " 422 invalid if that is not later than its current expiry).",
+            schemas.EXTEND, {"200": _ok("the hold with its new expiry", hold)}, "ReservationId",
+            "reservation_not_active", body_required=True,
+        )},
+        "/carts/{cart_id}/reserve": {"post": _post(
+            "reserveCart", "Hold every item of a cart, or nothing (422 for an empty cart).",
+            schemas.CART_RESERVE,
+            {"201": _ok("one hold per cart item", {"type": "array", "items": hold},
+                        _hold_links("$response.body#/0/id"))},
+            "CartId", "insufficient_stock (with `short`: every short SKU); nothing was held",
+        )},
+        "/orders/{order_id}/confirm": {"post": _post(
+            "confirmOrder", "pending -> confirmed; commits the order's holds.", schemas.CONFIRM,
+            {"200": _ok("the confirmed order", order)}, "OrderId",
+            "order_wrong_state (with `status`), or order_not_held (with `skus`)",
+        )},
+        "/orders/{order_id}/cancel": {"post": _post(
+            "cancelOrder",
+            "pending -> cancelled releases its holds; confirmed -> cancelled returns the units.",
+            schemas.CANCEL, {"200": _ok("the cancelled order", order)}, "OrderId",
+            "order_wrong_state (with `status`)",
+        )},
+    }
+    for item in paths.values():
+        for operation in item.values():
+            operation.setdefault("security", secured)
+    bodies = [schemas.NEW_RESERVATION, schemas.RELEASE, schemas.COMMIT, schemas.EXTEND,
+              schemas.CART_RESERVE, schemas.CONFIRM, schemas.CANCEL]
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Stockroom storefront API", "version": "1.0.0",
+                 "description": DESCRIPTION},
+        "servers": [{"url": "/api/v1"}],
+        "security": secured,
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "parameters": _parameters(),
+            "responses": _responses(),
+            "schemas": {
+                "Product": PRODUCT, "Reservation": RESERVATION, "Order": ORDER, "Error": ERROR,
+                **{body.name: body.schema() for body in bodies},
+            },
+        },
+    }
