@@ -1,4 +1,89 @@
-"""Dashboard: alerts (placeholder blueprint; its helper fills it in)."""
-from flask import Blueprint
+"""Alerts (SPEC §4, §6): open / acknowledged / resolved tabs, acknowledge, resolve with a note."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from .. import services
+from ..models import ALERT_KINDS, ALERT_STATUSES
+from ..queries.alerts import alerts_page, one_alert, unresolved_counts
+from ..services.errors import StockroomError
+from .access import require
+from .forms_b import ResolveForm
+from .htmx import is_htmx, page, toast, trigger
 
 bp = Blueprint("alerts", __name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _view_args(source) -> tuple[str, str | None]:
+    tab = source.get("tab", "open")
+    kind = source.get("kind") or None
+    return (tab if tab in ALERT_STATUSES else "open",
+            kind if kind in ALERT_KINDS else None)
+
+
+@bp.get("/alerts")
+@login_required
+def index():
+    tab, kind = _view_args(request.args)
+    after = (request.args.get("after") or "")[:64]
+    return page(
+        "alerts/index.html", "alerts/_results.html",
+        tab=tab, kind=kind, after=after, kinds=ALERT_KINDS, counts=unresolved_counts(),
+        result=alerts_page(tab, kind, after or None),
+    )
+
+
+def _row_response(alert_id: int, *, message: str, level: str, status: int = 200, **context):
+    """The alert's row re-rendered in place (htmx), or back to the alerts page (plain post)."""
+    alert = one_alert(alert_id)
+    if alert is None:
+        abort(404, description=f"Alert {alert_id} does not exist.")
+    if not is_htmx():
+        if status < 400:
+            flash(message, level)
+            return redirect(url_for("alerts.index", tab=request.form.get("tab", "open")))
+        return page("alerts/row_page.html", status=status, alert=alert, **context)
+    response = page("alerts/_row.html", status=status, alert=alert, **context)
+    if status < 400:
+        trigger(response, "alerts-changed")  # the navigation's open-alert badge refreshes
+    return toast(response, message, level)
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@require("manage_alerts")
+def acknowledge(alert_id: int):
+    try:
+        services.acknowledge(alert_id, actor=services.Actor.staff(current_user), now=_now())
+    except StockroomError as error:
+        if error.http_status == 404:
+            abort(404, description=error.message)
+        return _row_response(alert_id, message=error.message, level="error", status=409,
+                             row_message=error.message)
+    return _row_response(alert_id, level="success",
+                         message="Alert acknowledged: others can see someone is on it.")
+
+
+@bp.post("/alerts/<int:alert_id>/resolve")
+@require("manage_alerts")
+def resolve(alert_id: int):
+    form = ResolveForm()
+    if not form.validate():
+        return _row_response(alert_id, message="Not resolved: " + form.note.errors[0],
+                             level="error", status=422, resolve_form=form, open_actions=True)
+    try:
+        services.resolve(alert_id, actor=services.Actor.staff(current_user),
+                         note=form.note.data, now=_now())
+    except StockroomError as error:
+        if error.http_status == 404:
+            abort(404, description=error.message)
+        return _row_response(alert_id, message=error.message, level="error",
+                             status=error.http_status if error.http_status in (409, 422) else 409,
+                             row_message=error.message, resolve_form=form)
+    return _row_response(alert_id, level="success", message="Alert resolved.")

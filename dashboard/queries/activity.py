@@ -1,0 +1,164 @@
+"""The stock ledger across products, filtered and keyset-paginated (newest first)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from ..extensions import db
+from ..models import MOVEMENT_KINDS, ApiClient, Product, StaffUser, StockMovement
+
+PAGE_SIZE = 50
+EXPORT_BATCH = 1000
+MAX_ACTOR_CHOICES = 500
+
+
+@dataclass
+class ActivityFilters:
+    """What the staff member asked for; `errors` names each field that could not be read."""
+
+    sku: str = ""
+    actor: str = ""  # "", "system", "staff:<id>" or "api:<id>"
+    kind: str = ""
+    date_from: str = ""
+    date_to: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    _since: datetime | None = None
+    _until: datetime | None = None
+
+    @classmethod
+    def parse(cls, args, zone: ZoneInfo) -> ActivityFilters:
+        f = cls(
+            sku=args.get("sku", "").strip()[:100], actor=args.get("actor", "").strip()[:40],
+            kind=args.get("kind", "").strip()[:20], date_from=args.get("from", "").strip()[:20],
+            date_to=args.get("to", "").strip()[:20],
+        )
+        if f.kind and f.kind not in MOVEMENT_KINDS:
+            f.errors["kind"] = "Choose a kind from the list."
+        if f.actor and f.actor != "system" and _actor_id(f.actor) is None:
+            f.errors["actor"] = "Choose who from the list."
+        start, end = _day(f.date_from), _day(f.date_to)
+        if f.date_from and start is None:
+            f.errors["from"] = "Enter a date as YYYY-MM-DD."
+        if f.date_to and end is None:
+            f.errors["to"] = "Enter a date as YYYY-MM-DD."
+        if start and end and end < start:
+            f.errors["to"] = "The end date is before the start date."
+        # Days are the staff member's days: midnight in the display time zone.
+        f._since = datetime.combine(start, time(), zone) if start else None
+        f._until = datetime.combine(end + timedelta(days=1), time(), zone) if end else None
+        return f
+
+    def as_args(self) -> dict:
+        values = {"sku": self.sku, "actor": self.actor, "kind": self.kind,
+                  "from": self.date_from, "to": self.date_to}
+        return {k: v for k, v in values.items() if v}
+
+
+def _actor_id(actor: str) -> tuple[str, int] | None:
+    kind, _, number = actor.partition(":")
+    if kind in ("staff", "api") and number.isascii() and number.isdigit() and len(number) <= 9:
+        return kind, int(number)
+    return None
+
+
+def _day(text: str) -> date | None:
+    try:
+        day = date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return day if day is None or 2000 <= day.year <= 2999 else None
+
+
+@dataclass
+class ActivityPage:
+    moves: list[StockMovement]
+    next_cursor: int | None
+    unknown_sku: bool = False
+
+
+def _query(filters: ActivityFilters):
+    """None when the filters cannot match anything (an unknown SKU)."""
+    query = select(StockMovement).options(
+        joinedload(StockMovement.product),
+        joinedload(StockMovement.actor_staff),
+        joinedload(StockMovement.actor_api_client),
+    )
+    if filters.sku:
+        product_id = db.session.scalar(select(Product.id).where(Product.sku == filters.sku))
+        if product_id is None:
+            return None
+        query = query.where(StockMovement.product_id == product_id)
+    if filters.kind:
+        query = query.where(StockMovement.kind == filters.kind)
+    if filters.actor == "system":
+        query = query.where(StockMovement.actor_staff_id.is_(None),
+                            StockMovement.actor_api_client_id.is_(None))
+    elif filters.actor:
+        kind, actor_id = _actor_id(filters.actor)
+        column = StockMovement.actor_staff_id if kind == "staff" else StockMovement.actor_api_client_id
+        query = query.where(column == actor_id)
+    if filters._since is not None:
+        query = query.where(StockMovement.created_at >= filters._since)
+    if filters._until is not None:
+        query = query.where(StockMovement.created_at < filters._until)
+    return query
+
+
+def ledger_page(filters: ActivityFilters, after: int | None = None,
+                page_size: int = PAGE_SIZE) -> ActivityPage:
+    query = _query(filters)
+    if query is None:
+        return ActivityPage([], None, unknown_sku=True)
+    if after is not None:
+        query = query.where(StockMovement.id < after)
+    found = db.session.scalars(
+        query.order_by(StockMovement.id.desc()).limit(page_size + 1)
+    ).unique().all()
+    moves = list(found[:page_size])
+    return ActivityPage(moves, moves[-1].id if len(found) > page_size else None)
+
+
+def ledger_batches(filters: ActivityFilters, batch: int = EXPORT_BATCH
+                   ) -> Iterator[list[StockMovement]]:
+    """Every matching ledger row, newest first, a bounded batch at a time (for the CSV)."""
+    query = _query(filters)
+    if query is None:
+        return
+    after = None
+    while True:
+        page = query if after is None else query.where(StockMovement.id < after)
+        rows = db.session.scalars(
+            page.order_by(StockMovement.id.desc()).limit(batch)
+        ).unique().all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+        db.session.expunge_all()  # keep memory flat however long the export is
+        if len(rows) < batch:
+            return
+
+
+def actor_choices() -> list[tuple[str, str]]:
+    staff = db.session.execute(
+        select(StaffUser.id, StaffUser.email).order_by(StaffUser.email).limit(MAX_ACTOR_CHOICES)
+    ).all()
+    clients = db.session.execute(
+        select(ApiClient.id, ApiClient.name).order_by(ApiClient.name).limit(MAX_ACTOR_CHOICES)
+    ).all()
+    return ([("system", "The system (scheduler, expiry)")]
+            + [(f"staff:{i}", email) for i, email in staff]
+            + [(f"api:{i}", f"API client {name}") for i, name in clients])
+
+
+def actor_name(move: StockMovement) -> str:
+    if move.actor_staff is not None:
+        return move.actor_staff.email
+    if move.actor_api_client is not None:
+        return f"API client {move.actor_api_client.name}"
+    return "system"

@@ -1,0 +1,74 @@
+"""Alerts by tab (open / acknowledged / resolved), newest first, keyset-paginated."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import contains_eager, joinedload
+
+from ..extensions import db
+from ..models import StockAlert
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class AlertPage:
+    alerts: list[StockAlert]
+    next_cursor: str | None
+
+
+def _cursor(alert: StockAlert) -> str:
+    return f"{int(alert.opened_at.timestamp() * 1_000_000)}-{alert.id}"
+
+
+def _decode(text: str | None) -> tuple[datetime, int] | None:
+    try:
+        micros, alert_id = (int(part) for part in (text or "").split("-"))
+        return datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc), alert_id
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _with_people(query):
+    return query.join(StockAlert.product).options(
+        contains_eager(StockAlert.product),
+        joinedload(StockAlert.acknowledged_by),
+        joinedload(StockAlert.resolved_by),
+    )
+
+
+def alerts_page(tab: str, kind: str | None, after: str | None = None,
+                page_size: int = PAGE_SIZE) -> AlertPage:
+    """Newest first by when the alert was raised (the (status, opened_at) index)."""
+    query = _with_people(select(StockAlert)).where(StockAlert.status == tab)
+    if kind:
+        query = query.where(StockAlert.kind == kind)
+    cursor = _decode(after)
+    if cursor is not None:
+        when, alert_id = cursor
+        query = query.where(or_(StockAlert.opened_at < when,
+                                and_(StockAlert.opened_at == when, StockAlert.id < alert_id)))
+    found = db.session.scalars(
+        query.order_by(StockAlert.opened_at.desc(), StockAlert.id.desc()).limit(page_size + 1)
+    ).unique().all()
+    alerts = list(found[:page_size])
+    return AlertPage(alerts, _cursor(alerts[-1]) if len(found) > page_size else None)
+
+
+def unresolved_counts() -> dict[str, int]:
+    """Open and acknowledged counts for the tab labels (resolved grows forever: not counted)."""
+    rows = db.session.execute(
+        select(StockAlert.status, func.count())
+        .where(StockAlert.status.in_(("open", "acknowledged")))
+        .group_by(StockAlert.status)
+    ).all()
+    return {"open": 0, "acknowledged": 0, **dict(rows)}
+
+
+def one_alert(alert_id: int) -> StockAlert | None:
+    return db.session.scalars(
+        _with_people(select(StockAlert)).where(StockAlert.id == alert_id)
+    ).unique().first()
+

@@ -1,0 +1,227 @@
+"""Active holds for the holds console: filters, keyset pages and why a hold is stuck (SPEC §6).
+
+A hold is *stuck* when it is still active but should not be:
+- overdue: its expiry has passed and the expiry job has not swept it yet;
+- its order is confirmed, shipped or cancelled (the hold should have been committed or released);
+- its cart no longer holds that product;
+- it is older than STUCK_TTL_MULTIPLE x HOLD_TTL_DEFAULT.
+`stuck_condition` is the same rule as SQL, for counting (the overview's stuck tile).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import and_, exists, or_, select, tuple_
+from sqlalchemy.orm import aliased, contains_eager, joinedload
+
+from ..extensions import db
+from ..models import CartItem, Order, Product, Reservation
+
+PAGE_SIZE = 50
+EXPIRING_SOON = timedelta(minutes=5)
+ENDED_ORDER_STATUSES = ("confirmed", "shipped", "cancelled")
+OWNER_KINDS = ("order", "cart", "customer", "session")
+
+
+def _too_old_before(now: datetime) -> datetime:
+    config = current_app.config
+    return now - timedelta(seconds=config["STUCK_TTL_MULTIPLE"] * config["HOLD_TTL_DEFAULT"])
+
+
+def _order_ended():
+    return exists().where(
+        Order.id == Reservation.order_id, Order.status.in_(ENDED_ORDER_STATUSES)
+    ).correlate(Reservation)
+
+
+def _cart_dropped():
+    return and_(
+        Reservation.cart_id.is_not(None),
+        ~exists().where(
+            CartItem.cart_id == Reservation.cart_id, CartItem.product_id == Reservation.product_id
+        ).correlate(Reservation),
+    )
+
+
+def stuck_condition(now: datetime):
+    """SQL: an active hold that is stuck by any of the four reasons above."""
+    return or_(
+        Reservation.expires_at <= now,
+        _order_ended(),
+        _cart_dropped(),
+        Reservation.created_at <= _too_old_before(now),
+    )
+
+
+@dataclass(frozen=True)
+class OwnerFilter:
+    """'cart 12', 'order:7', 'customer 42', 'session abc', or a bare id / session key."""
+
+    kind: str | None
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> OwnerFilter | None:
+        text = (text or "").strip()
+        if not text:
+            return None
+        head, _, rest = text.replace(":", " ", 1).partition(" ")
+        if head.lower() in OWNER_KINDS and rest.strip():
+            return cls(head.lower(), rest.strip())
+        return cls(None, text)
+
+    def condition(self):
+        digits = self.value.isascii() and self.value.isdigit() and len(self.value) <= 18
+        number = int(self.value) if digits else None
+        by_kind = {
+            "order": Reservation.order_id == number if number else None,
+            "cart": Reservation.cart_id == number if number else None,
+            "customer": Reservation.customer_id == number if number else None,
+            "session": Reservation.session_key == self.value[:40],
+        }
+        if self.kind is not None:
+            chosen = by_kind[self.kind]
+            return chosen if chosen is not None else False
+        # A bare value: any owner field it could be.
+        return or_(*(c for c in by_kind.values() if c is not None))
+
+
+@dataclass
+class HoldFilters:
+    sku: str = ""
+    owner: str = ""
+    show: str = "all"  # all | expiring | stuck
+
+    def as_args(self) -> dict:
+        return {k: v for k, v in
+                {"sku": self.sku, "owner": self.owner, "filter": self.show}.items()
+                if v and v != "all"}
+
+
+@dataclass
+class HoldRow:
+    hold: Reservation
+    order_status: str | None
+    cart_dropped: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def stuck(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def extend_cap(self) -> datetime:
+        """The latest expiry an extension may reach (HOLD_EXTEND_CAP after it was made)."""
+        return self.hold.created_at + timedelta(seconds=current_app.config["HOLD_EXTEND_CAP"])
+
+
+@dataclass
+class HoldPage:
+    rows: list[HoldRow]
+    next_cursor: str | None
+    unknown_sku: bool = False
+
+
+def encode_cursor(hold: Reservation) -> str:
+    return f"{int(hold.expires_at.timestamp() * 1_000_000)}-{hold.id}"
+
+
+def decode_cursor(text: str | None) -> tuple[datetime, int] | None:
+    """(expires_at, id) of the last row of the previous page; anything malformed -> first page."""
+    try:
+        micros, hold_id = (int(part) for part in (text or "").split("-"))
+        when = datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when, hold_id
+
+
+# The console reads the order and the cart line through joins (index lookups per row under
+# the page LIMIT); `stuck_condition`'s EXISTS form suits counting every active hold instead.
+_line = aliased(CartItem)
+_line_missing = and_(Reservation.cart_id.is_not(None), _line.id.is_(None))
+
+
+def _rows_query(now: datetime):
+    """Holds with what explains them, loaded in one statement (no N+1)."""
+    return (
+        select(Reservation, Order.status, _line_missing.label("cart_dropped"))
+        .join(Reservation.product)
+        .outerjoin(Order, Order.id == Reservation.order_id)
+        .outerjoin(_line, and_(_line.cart_id == Reservation.cart_id,
+                               _line.product_id == Reservation.product_id))
+        .options(
+            contains_eager(Reservation.product),
+            joinedload(Reservation.created_by_api_client),
+        )
+    )
+
+
+def _stuck_in_rows(now: datetime):
+    """`stuck_condition` over the joins of `_rows_query`."""
+    return or_(
+        Reservation.expires_at <= now,
+        Order.status.in_(ENDED_ORDER_STATUSES),
+        _line_missing,
+        Reservation.created_at <= _too_old_before(now),
+    )
+
+
+def _row(hold: Reservation, order_status: str | None, cart_dropped: bool, now: datetime
+         ) -> HoldRow:
+    row = HoldRow(hold, order_status, bool(cart_dropped))
+    if hold.status != "active":
+        return row
+    if hold.expires_at <= now:
+        row.reasons.append("overdue: expired but not yet swept by the expiry job")
+    if order_status in ENDED_ORDER_STATUSES:
+        row.reasons.append(f"its order {hold.order_id} is {order_status}")
+    if cart_dropped:
+        row.reasons.append(f"cart {hold.cart_id} no longer holds this product")
+    if hold.created_at <= _too_old_before(now):
+        config = current_app.config
+        limit = config["STUCK_TTL_MULTIPLE"] * config["HOLD_TTL_DEFAULT"] // 60
+        row.reasons.append(f"older than {limit} min ({config['STUCK_TTL_MULTIPLE']}x the hold time)")
+    return row
+
+
+def active_holds(filters: HoldFilters, now: datetime, after: str | None = None,
+                 page_size: int = PAGE_SIZE) -> HoldPage:
+    """One page of active holds, soonest expiry first, keyset-paginated on (expires_at, id)."""
+    query = _rows_query(now).where(Reservation.status == "active")
+    if filters.sku:
+        product_id = db.session.scalar(select(Product.id).where(Product.sku == filters.sku))
+        if product_id is None:
+            return HoldPage([], None, unknown_sku=True)
+        query = query.where(Reservation.product_id == product_id)
+    owner = OwnerFilter.parse(filters.owner)
+    if owner is not None:
+        query = query.where(owner.condition())
+    if filters.show == "expiring":
+        query = query.where(Reservation.expires_at > now,
+                            Reservation.expires_at <= now + EXPIRING_SOON)
+    elif filters.show == "stuck":
+        query = query.where(_stuck_in_rows(now))
+    cursor = decode_cursor(after)
+    if cursor is not None:
+        when, hold_id = cursor
+        # A row comparison, so the (expires_at, id) index starts right at the cursor; the
+        # equivalent OR form reads and sorts every later hold (65 ms -> 0.4 ms at 10k active).
+        query = query.where(tuple_(Reservation.expires_at, Reservation.id) > tuple_(when, hold_id))
+    query = query.order_by(Reservation.expires_at, Reservation.id).limit(page_size + 1)
+    found = db.session.execute(query).unique().all()
+    rows = [_row(hold, status, dropped, now) for hold, status, dropped in found[:page_size]]
+    next_cursor = encode_cursor(rows[-1].hold) if len(found) > page_size else None
+    return HoldPage(rows, next_cursor)
+
+
+def hold_row(hold_id: int, now: datetime) -> HoldRow | None:
+    """One hold (any status) as the console shows it, for re-rendering its row."""
+    found = db.session.execute(
+        _rows_query(now)
+        .where(Reservation.id == hold_id)
+        .options(joinedload(Reservation.ended_by_staff), joinedload(Reservation.ended_by_api_client))
+    ).unique().first()
+    return _row(*found, now) if found else None
