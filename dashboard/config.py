@@ -1,5 +1,6 @@
 """Configuration read from the environment, in one place."""
 import os
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -45,5 +46,7 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # "Keep me signed in" lasts two weeks, not Flask-Login's default year.
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
     WTF_CSRF_TIME_LIMIT = 8 * 60 * 60
     DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "UTC")

@@ -86,6 +86,20 @@ class Product(db.Model):
         CheckConstraint("length(sku) > 0", name="sku_not_empty"),
         Index("ix_products_name_id", "name", "id"),
         Index("ix_products_available_id", text("(on_hand - reserved)"), "id"),
+        # Keyset pages of the stock list sorted by these columns (SPEC §6).
+        Index("ix_products_on_hand_id", "on_hand", "id"),
+        Index("ix_products_reserved_id", "reserved", "id"),
+        Index("ix_products_threshold_id", "low_stock_threshold", "id"),
+        # The few products at or below their threshold (low or out): overview counts and filters.
+        Index(
+            "ix_products_alerting", "id",
+            postgresql_where=text("is_active AND on_hand - reserved <= low_stock_threshold"),
+            sqlite_where=text("is_active AND on_hand - reserved <= low_stock_threshold"),
+        ),
+        Index(
+            "ix_products_inactive", "id",
+            postgresql_where=text("NOT is_active"), sqlite_where=text("NOT is_active"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -241,7 +255,7 @@ class Reservation(db.Model):
             "ended_by_staff_id IS NULL OR ended_by_api_client_id IS NULL", name="one_ender"
         ),
         Index(
-            "ix_reservations_active_expires_at", "expires_at",
+            "ix_reservations_active_expires_at", "expires_at", "id",
             postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'"),
         ),
         Index(
@@ -296,6 +310,9 @@ class StockMovement(db.Model):
         ),
         Index("ix_stock_movements_product_id_id", "product_id", "id"),
         Index("ix_stock_movements_created_at", "created_at"),
+        # Activity filtered by kind, newest first: a rare kind (repair, import) would
+        # otherwise walk the whole ledger.
+        Index("ix_stock_movements_kind_id", "kind", "id"),
         Index("ix_stock_movements_actor_staff_id", "actor_staff_id"),
         Index("ix_stock_movements_actor_api_client_id", "actor_api_client_id"),
     )

@@ -1,0 +1,105 @@
+/*
+ * Stockroom page behaviour. The CSP allows scripts from 'self' only: no inline scripts and
+ * no hx-on attributes anywhere; behaviour lives here and hangs off data- attributes.
+ *
+ * How results and refusals reach the page (the pattern every view follows):
+ *   - success: 200 with the updated fragment, plus HX-Trigger {"toast": {message, level}}
+ *     (and e.g. "stock-changed" so badges and tiles listening with `from:body` refresh);
+ *   - refusal (bad input, a service's StockroomError): 409 or 422 with the SAME fragment
+ *     re-rendered showing the error in place, plus a toast of level "error". base.html's
+ *     htmx-config responseHandling swaps 409/422, so the row/form shows its own error;
+ *   - other errors (403, 404, 500): not swapped; the server's toast (or a generic one here)
+ *     says what happened;
+ *   - lost session: 401 + HX-Redirect to sign-in (htmx follows it); expired CSRF token:
+ *     HX-Refresh with a flashed message.
+ *
+ * Other hooks: data-confirm="Question?" on a form or submit button asks first;
+ * <time data-countdown datetime="..."> (and every |time_tag) keeps its relative text fresh.
+ */
+(function () {
+  "use strict";
+
+  var TOAST_MS = { success: 5000, info: 6000, warning: 9000, error: 12000 };
+
+  function showToast(message, level) {
+    var box = document.getElementById("toasts");
+    if (!box || !message) { return; }
+    level = TOAST_MS[level] ? level : "info";
+    var toast = document.createElement("div");
+    toast.className = "toast toast-" + level;
+    toast.setAttribute("role", level === "error" ? "alert" : "status");
+    var text = document.createElement("span");
+    text.textContent = message;  // textContent: messages may quote user input
+    var close = document.createElement("button");
+    close.type = "button";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", function () { toast.remove(); });
+    toast.appendChild(text);
+    toast.appendChild(close);
+    box.appendChild(toast);
+    window.setTimeout(function () { toast.remove(); }, TOAST_MS[level]);
+  }
+
+  // HX-Trigger: {"toast": {"message": "...", "level": "success"}} arrives as a "toast" event.
+  document.addEventListener("toast", function (event) {
+    var detail = event.detail || {};
+    showToast(detail.message || detail.value, detail.level);
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && /"toast"/.test(xhr.getResponseHeader("HX-Trigger") || "")) { return; }
+    showToast("That did not work (" + (xhr ? xhr.status : "?") + "). Nothing was changed; please try again.", "error");
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    showToast("Could not reach Stockroom. Check your connection and try again.", "error");
+  });
+
+  // After a fragment comes back with an error, put the keyboard on the first bad field.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.elt;
+    if (!target || !target.querySelector) { return; }
+    var invalid = target.querySelector("[aria-invalid='true']");
+    if (invalid) { invalid.focus(); }
+  });
+
+  // Confirmation for destructive actions: <form data-confirm> or <button data-confirm>.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var submitter = event.submitter;
+    var question = (submitter && submitter.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopPropagation();  // capture phase: htmx's own submit handler never sees it
+    }
+  }, true);
+
+  // Relative times ("in 4 min", "3 h ago") kept fresh; the exact time stays in the title.
+  function relative(date) {
+    var seconds = Math.round((date.getTime() - Date.now()) / 1000);
+    var future = seconds > 0;
+    seconds = Math.abs(seconds);
+    if (seconds < 45) { return future ? "in a few seconds" : "just now"; }
+    var units = [["d", 86400], ["h", 3600], ["min", 60]];
+    for (var i = 0; i < units.length; i++) {
+      if (seconds >= units[i][1]) {
+        var amount = Math.round(seconds / units[i][1]);
+        return future ? "in " + amount + " " + units[i][0] : amount + " " + units[i][0] + " ago";
+      }
+    }
+    return "";
+  }
+
+  function refreshTimes() {
+    // |time_tag output (datetime + exact time in title) is always relative, so it is refreshed too.
+    var times = document.querySelectorAll("time[data-countdown], time[datetime][title]");
+    for (var i = 0; i < times.length; i++) {
+      var when = new Date(times[i].getAttribute("datetime"));
+      if (!isNaN(when.getTime())) { times[i].textContent = relative(when); }
+    }
+  }
+  window.setInterval(refreshTimes, 15000);
+  document.addEventListener("htmx:afterSettle", refreshTimes);
+}());

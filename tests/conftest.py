@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from dashboard import create_app
@@ -61,9 +63,24 @@ def test_config(database_url: str, **overrides) -> dict:
     return config
 
 
+class StaffClient(FlaskClient):
+    """A test client whose requests never see the previous request's signed-in user.
+
+    Requests made inside the test's app context reuse it, and with it `g`, where
+    Flask-Login caches the user: a second client (or a request after signing out) would
+    otherwise act as whoever signed in last.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():  # a request from another thread has no context to leak from
+            g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(database_url):
     app = create_app(test_config(database_url))
+    app.test_client_class = StaffClient
     with app.app_context():
         upgrade()
     return app

@@ -9,6 +9,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..extensions import db, login_manager
 from ..models import StaffUser, StockAlert
@@ -94,7 +95,9 @@ def _csrf_error(error: CSRFError):
 def _error_page(error):
     status = getattr(error, "code", 500) or 500
     if request.path.startswith("/api/"):
-        return jsonify(error="http_" + str(status), message=_describe(error)), status
+        from ..api.errors import http_error  # the API's JSON shape, keeping e.g. Allow on 405
+
+        return http_error(error if isinstance(error, HTTPException) else InternalServerError())
     message = _describe(error)
     if is_htmx():
         response = page("_message.html", status=status, message=message)

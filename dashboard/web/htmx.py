@@ -33,3 +33,18 @@ def trigger(response, event: str, detail=None):
 def toast(response, message: str, level: str = "success"):
     """Show a toast on the page: level is success, info, warning or error."""
     return trigger(response, "toast", {"message": message, "level": level})
+
+
+def refusal(template: str, error, status: int | None = None, **context):
+    """A refusal shown in place: `template` re-rendered with `error` (the sentence), a 409/422
+    status that base.html's htmx-config swaps, and an error toast.
+
+    `error` is a StockroomError (its message and http_status are used) or a plain sentence.
+    """
+    message = getattr(error, "message", None) or str(error)
+    if status is None:
+        status = getattr(error, "http_status", 422)
+        status = status if status in (409, 422) else 422
+    response = make_response(render_template(template, error=message, **context), status)
+    response.headers["Vary"] = "HX-Request"
+    return toast(response, message, "error")

@@ -94,6 +94,11 @@ def upgrade():
     with op.batch_alter_table('products', schema=None) as batch_op:
         batch_op.create_index('ix_products_available_id', [sa.literal_column('(on_hand - reserved)'), 'id'], unique=False)
         batch_op.create_index('ix_products_name_id', ['name', 'id'], unique=False)
+        batch_op.create_index('ix_products_on_hand_id', ['on_hand', 'id'], unique=False)
+        batch_op.create_index('ix_products_reserved_id', ['reserved', 'id'], unique=False)
+        batch_op.create_index('ix_products_threshold_id', ['low_stock_threshold', 'id'], unique=False)
+        batch_op.create_index('ix_products_alerting', ['id'], unique=False, postgresql_where=sa.text('is_active AND on_hand - reserved <= low_stock_threshold'), sqlite_where=sa.text('is_active AND on_hand - reserved <= low_stock_threshold'))
+        batch_op.create_index('ix_products_inactive', ['id'], unique=False, postgresql_where=sa.text('NOT is_active'), sqlite_where=sa.text('NOT is_active'))
 
     op.create_table('scheduler_heartbeats',
     sa.Column('name', sa.String(length=50), nullable=False),
@@ -216,7 +221,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reservations'))
     )
     with op.batch_alter_table('reservations', schema=None) as batch_op:
-        batch_op.create_index('ix_reservations_active_expires_at', ['expires_at'], unique=False, postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))
+        batch_op.create_index('ix_reservations_active_expires_at', ['expires_at', 'id'], unique=False, postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))
         batch_op.create_index('ix_reservations_active_product_id', ['product_id', 'expires_at'], unique=False, postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))
         batch_op.create_index(batch_op.f('ix_reservations_cart_id'), ['cart_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_reservations_customer_id'), ['customer_id'], unique=False)
@@ -279,6 +284,7 @@ def upgrade():
         batch_op.create_index('ix_stock_movements_actor_api_client_id', ['actor_api_client_id'], unique=False)
         batch_op.create_index('ix_stock_movements_actor_staff_id', ['actor_staff_id'], unique=False)
         batch_op.create_index('ix_stock_movements_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_stock_movements_kind_id', ['kind', 'id'], unique=False)
         batch_op.create_index('ix_stock_movements_product_id_id', ['product_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_stock_movements_reservation_id'), ['reservation_id'], unique=False)
 
@@ -327,6 +333,7 @@ def downgrade():
     with op.batch_alter_table('stock_movements', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_stock_movements_reservation_id'))
         batch_op.drop_index('ix_stock_movements_product_id_id')
+        batch_op.drop_index('ix_stock_movements_kind_id')
         batch_op.drop_index('ix_stock_movements_created_at')
         batch_op.drop_index('ix_stock_movements_actor_staff_id')
         batch_op.drop_index('ix_stock_movements_actor_api_client_id')
@@ -369,6 +376,11 @@ def downgrade():
     op.drop_table('staff_users')
     op.drop_table('scheduler_heartbeats')
     with op.batch_alter_table('products', schema=None) as batch_op:
+        batch_op.drop_index('ix_products_inactive', postgresql_where=sa.text('NOT is_active'), sqlite_where=sa.text('NOT is_active'))
+        batch_op.drop_index('ix_products_alerting', postgresql_where=sa.text('is_active AND on_hand - reserved <= low_stock_threshold'), sqlite_where=sa.text('is_active AND on_hand - reserved <= low_stock_threshold'))
+        batch_op.drop_index('ix_products_threshold_id')
+        batch_op.drop_index('ix_products_reserved_id')
+        batch_op.drop_index('ix_products_on_hand_id')
         batch_op.drop_index('ix_products_name_id')
         batch_op.drop_index('ix_products_available_id')
 
