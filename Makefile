@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo --if-empty
-	STOCKROOM_INPROCESS_SCHEDULER=1 $(FLASK) run --host $(HOST) --port $(PORT)
+	COOKIE_SECURE=0 $(FLASK) run --host $(HOST) --port $(PORT)
 
 # PostgreSQL when TEST_DATABASE_URL is set (a fresh database is created and dropped), else SQLite.
 test: install

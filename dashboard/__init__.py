@@ -20,6 +20,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.instance_path)
     if config:
         app.config.update(config)
+    secure = app.config["COOKIE_SECURE"] and not app.debug and not app.testing
+    app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = secure
     _configure_sqlite(app)
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),

@@ -42,6 +42,8 @@ class Config:
     LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
     LOGIN_WINDOW_SECONDS = _int("LOGIN_WINDOW_SECONDS", 15 * 60)
 
+    # Cookies only over HTTPS unless COOKIE_SECURE=0 (the local `make run` over plain HTTP).
+    COOKIE_SECURE = os.environ.get("COOKIE_SECURE", "1") != "0"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True

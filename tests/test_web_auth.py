@@ -248,6 +248,8 @@ def test_cookies_are_secure_outside_debug_and_testing(database_url):
     assert production.config["REMEMBER_COOKIE_SECURE"] is True
     testing = create_app(config_for(database_url))
     assert not testing.config.get("SESSION_COOKIE_SECURE")
+    local_http = create_app(config_for(database_url, TESTING=False, COOKIE_SECURE=False))
+    assert not local_http.config["SESSION_COOKIE_SECURE"]
 
 
 # --- CSRF (a second app on the same database, with CSRF on) ------------------------------

@@ -21,15 +21,6 @@ from .forms import SignInForm
 bp = Blueprint("auth", __name__)
 
 
-@bp.record_once
-def _secure_cookies(state) -> None:
-    """Cookies only over HTTPS in production; plain-HTTP local runs and tests keep working."""
-    app = state.app
-    if not app.debug and not app.testing:
-        app.config["SESSION_COOKIE_SECURE"] = True
-        app.config["REMEMBER_COOKIE_SECURE"] = True
-
-
 def safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None (never an open redirect)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
