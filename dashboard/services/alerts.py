@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import case, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -18,7 +18,7 @@ from ..models import Product, StockAlert
 from .actor import Actor
 from .errors import AlertWrongState, NotFound
 from .ledger import transaction
-from .limits import reason_text
+from .limits import reason_text, whole_number
 
 UNRESOLVED = ("open", "acknowledged")
 
@@ -205,8 +205,10 @@ def _insert_alerts(rows_select) -> int:
     statement = insert_fn(StockAlert).from_select(
         ["product_id", "kind", "status", "opened_at", "opened_available"], rows_select
     )
+    # A literal predicate: with a bound parameter, PostgreSQL cannot match the partial index
+    # once the statement is prepared and planned generically (after ~10 runs on a connection).
     statement = statement.on_conflict_do_nothing(
-        index_elements=["product_id"], index_where=StockAlert.status != "resolved"
+        index_elements=["product_id"], index_where=text("status <> 'resolved'")
     ).returning(StockAlert.id)
     # Count RETURNING rows: psycopg reports no rowcount for INSERT ... SELECT ... ON CONFLICT.
     return len(db.session.execute(statement).all())
@@ -220,6 +222,7 @@ def evaluate_alerts(product_ids: list[int] | None = None, *, now: datetime) -> A
 
 def _unresolved_alert(alert_id: int) -> StockAlert:
     """The alert, locked after its product (lock order: products, then alerts)."""
+    alert_id = whole_number(alert_id, "alert_id", 1, 2**31 - 1)
     product_id = db.session.scalar(select(StockAlert.product_id).where(StockAlert.id == alert_id))
     if product_id is not None:
         db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update())

@@ -127,10 +127,10 @@ class Drift:
     expected_reserved: int
 
     def describe(self) -> str:
-        source = "active holds" if self.what == "holds" else "the ledger"
+        source = "active holds say" if self.what == "holds" else "the ledger says"
         return (
             f"{self.sku}: on_hand {self.counter_on_hand} / reserved {self.counter_reserved},"
-            f" {source} say {self.expected_on_hand} / {self.expected_reserved}"
+            f" {source} {self.expected_on_hand} / {self.expected_reserved}"
         )
 
 

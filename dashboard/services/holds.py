@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -122,22 +122,37 @@ def sellable_product(product: Product | str | int) -> Product:
     return found
 
 
+def _take_statement(key):
+    return (
+        update(Product)
+        .where(key, Product.is_active,
+               Product.on_hand - Product.reserved >= bindparam("quantity"))
+        .values(reserved=Product.reserved + bindparam("quantity"),
+                updated_at=bindparam("now", type_=Product.updated_at.type))
+        .returning(
+            Product.id, Product.on_hand, Product.reserved, Product.low_stock_threshold,
+            Product.is_active, Product.alert_muted,
+        )
+    )
+
+
+# Built once: on the hot path, building a statement costs more Python than running it.
+_TAKE_BY_ID = _take_statement(Product.id == bindparam("key"))
+_TAKE_BY_SKU = _take_statement(Product.sku == bindparam("key"))
+_INSERT_HOLD = insert(Reservation).returning(Reservation)
+
+
 def _take(quantity: int, now: datetime, product_id: int | None = None,
           sku: str | None = None):
     """The one conditional UPDATE that makes overselling impossible (SPEC §3).
 
     By id, or by SKU so the storefront's usual call finds and holds in one round trip.
     """
-    key = Product.id == product_id if product_id is not None else Product.sku == sku
-    return db.session.execute(
-        update(Product)
-        .where(key, Product.is_active, Product.on_hand - Product.reserved >= quantity)
-        .values(reserved=Product.reserved + quantity, updated_at=now)
-        .returning(
-            Product.id, Product.on_hand, Product.reserved, Product.low_stock_threshold,
-            Product.is_active, Product.alert_muted,
-        )
-        .execution_options(synchronize_session=False)
+    statement = _TAKE_BY_ID if product_id is not None else _TAKE_BY_SKU
+    key = product_id if product_id is not None else sku
+    # Straight to the connection: no ORM object is involved.
+    return db.session.connection().execute(
+        statement, {"key": key, "quantity": quantity, "now": now}
     ).first()
 
 
@@ -199,15 +214,15 @@ def reserve(
         )
 
     product_id = after[0]
-    hold = Reservation(
-        product_id=product_id, quantity=quantity, status="active", created_at=now,
-        expires_at=now + timedelta(seconds=ttl), created_by_api_client_id=actor.api_client_id,
-        session_key=owner.session_key, customer_id=owner.customer_id,
-        cart_id=owner.cart_id, order_id=owner.order_id, idempotency_key=idempotency_key,
-    )
-    db.session.add(hold)
     try:
-        db.session.flush()
+        # One INSERT ... RETURNING that hands back the ORM object (no unit-of-work flush).
+        hold = db.session.scalars(_INSERT_HOLD, dict(
+            product_id=product_id, quantity=quantity, status="active", created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            created_by_api_client_id=actor.api_client_id, session_key=owner.session_key,
+            customer_id=owner.customer_id, cart_id=owner.cart_id, order_id=owner.order_id,
+            idempotency_key=idempotency_key,
+        )).one()
     except IntegrityError:
         # The same idempotency key won a race in another transaction: answer with its hold.
         db.session.rollback()

@@ -70,6 +70,9 @@ _RECORD_COLUMNS = ("product_id", "kind", "on_hand_delta", "reserved_delta", "on_
 _RECORD_MANY_FROM = 50
 
 
+_INSERT_MOVEMENTS = insert(StockMovement.__table__)
+
+
 def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
     """Append ledger rows (one multi-row INSERT)."""
     moves = list(moves)
@@ -96,7 +99,8 @@ def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
         for m in moves
     ]
     if rows:
-        db.session.execute(insert(StockMovement), rows)
+        # Core, on the session's connection: the ORM's bulk path costs more Python per call.
+        db.session.connection().execute(_INSERT_MOVEMENTS, rows)
 
 
 def lock_products(product_ids: Iterable[int]) -> dict[int, Product]:

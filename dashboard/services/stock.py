@@ -210,7 +210,7 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
 
 def _products_by_sku(skus: list[str], lock: bool) -> dict[str, Product]:
     found = db.session.scalars(
-        select(Product).where(Product.sku.in_([s for s in skus if s]))
+        select(Product).where(Product.sku.in_([s for s in skus if s and "\x00" not in s]))
         .execution_options(populate_existing=True)
     ).all()
     if lock:
@@ -225,6 +225,8 @@ def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False
 
     Any bad row refuses the whole apply (ImportRejected carries the report).
     """
+    if not isinstance(text, str):
+        raise InvalidInput("the file must be CSV text", field="file")
     mode, rows = parse_counts_csv(text)
     products = _products_by_sku([sku for _, sku, _ in rows], lock=apply)
     report = _plan(mode, rows, products)
@@ -266,7 +268,9 @@ def update_product(
             low_stock_threshold, "low_stock_threshold", 0, limits.MAX_THRESHOLD, "threshold"
         )
     if is_active is not None:
-        values["is_active"] = bool(is_active)
+        if not isinstance(is_active, bool):
+            raise InvalidInput("active must be yes or no", field="is_active")
+        values["is_active"] = is_active
     if name is not None:
         values["name"] = _product_name(name)
     if price is not None:
@@ -291,6 +295,7 @@ def create_product(
     sku = (sku or "").strip() if isinstance(sku, str) else ""
     if not sku or len(sku) > 100:
         raise InvalidInput("SKU must be 1 to 100 characters", field="sku")
+    limits.no_nul(sku, "SKU")
     product = Product(
         sku=sku, name=_product_name(name), price=_price(price), on_hand=0, reserved=0,
         low_stock_threshold=limits.whole_number(
@@ -315,7 +320,7 @@ def _product_name(name) -> str:
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 200:
         raise InvalidInput("name must be 1 to 200 characters", field="name")
-    return name
+    return limits.no_nul(name, "name")
 
 
 def _price(value) -> Decimal:

@@ -1,0 +1,268 @@
+"""Benchmark: reserving through the service layer vs the same SQL run bare (SPEC §11).
+
+For 1/4/16/64 concurrent clients, on one hot product and spread over 10k products:
+  service  `services.reserve(sku, 1, owner, ttl)` — each client a thread with its own app
+           context (its own session and connection), spread over --procs processes so the
+           GIL of one process is not the ceiling on a multi-core host;
+  bare     a plain psycopg loop per client doing the service's statements: conditional
+           UPDATE ... RETURNING, INSERT reservation RETURNING id, INSERT ledger row,
+           SELECT the unresolved alert, COMMIT (same processes x threads layout).
+After every cell `services.check()` must be clean (I1-I6) and the holds must add up to the
+successes; `oversold` counts units held beyond stock plus any invariant violation.
+A last row drains a scarce product (500 units, 64 clients) and must end at exactly 500.
+
+It drops and recreates the database `stockroom_bench_reserve`, migrates it with
+`flask_migrate.upgrade()`, and resets holds and ledger between cells so each starts equal.
+
+    .venv/bin/python bench/reserve.py [--seconds 4] [--procs 2] [--clients 1,4,16,64]
+Base URL from BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/postgres).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_migrate import upgrade  # noqa: E402
+
+from dashboard import create_app, services  # noqa: E402
+from dashboard.extensions import db  # noqa: E402
+from dashboard.services import Owner  # noqa: E402
+from dashboard.services.errors import InsufficientStock  # noqa: E402
+
+DB_NAME = "stockroom_bench_reserve"
+PRODUCTS = 10_000
+STOCK = 1_000_000_000  # the hot product never runs out during a timed cell
+SCARCE = 500
+TTL = 3600
+
+
+def url(name: str, driver: str = "postgresql+psycopg") -> str:
+    base = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1/postgres")
+    return sa.engine.make_url(base).set(drivername=driver, database=name) \
+        .render_as_string(hide_password=False)
+
+
+def make_app(pool: int):
+    return create_app({
+        "SQLALCHEMY_DATABASE_URI": url(DB_NAME), "TESTING": True,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": pool + 2, "max_overflow": 4,
+                                      "pool_pre_ping": True},
+    })
+
+
+def build() -> None:
+    with psycopg.connect(url("postgres", "postgresql"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    app = make_app(1)
+    with app.app_context():
+        upgrade()
+        db.session.execute(sa.text(
+            "INSERT INTO products (sku, name, price, on_hand, reserved, low_stock_threshold,"
+            " is_active, alert_muted, created_at, updated_at)"
+            " SELECT 'SKU-' || lpad(g::text, 5, '0'), 'Product ' || g, 9.99, :stock, 0, 10,"
+            " true, false, now(), now() FROM generate_series(1, :n) g"
+        ), {"stock": STOCK, "n": PRODUCTS})
+        db.session.commit()
+        db.engine.dispose()
+    reset()
+
+
+def reset(scarce_sku: str | None = None) -> None:
+    """Back to the opening state: no holds, no alerts, one opening ledger row per product."""
+    with psycopg.connect(url(DB_NAME, "postgresql")) as conn:
+        conn.execute("TRUNCATE reservations, stock_movements, stock_alerts RESTART IDENTITY")
+        conn.execute("UPDATE products SET reserved = 0, on_hand = %s", (STOCK,))
+        if scarce_sku:
+            conn.execute("UPDATE products SET on_hand = %s WHERE sku = %s", (SCARCE, scarce_sku))
+        conn.execute(
+            "INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,"
+            " on_hand_after, reserved_after, reason, created_at)"
+            " SELECT id, 'receive', on_hand, 0, on_hand, 0, 'opening stock', now() FROM products"
+        )
+    with psycopg.connect(url(DB_NAME, "postgresql"), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE products, reservations, stock_movements")
+
+
+# --- the clients ---------------------------------------------------------------------------
+
+
+def _pick(target: str, rng: random.Random) -> int:
+    return 1 if target == "hot" else rng.randint(1, PRODUCTS)
+
+
+def _service_client(app, target, start_at, stop_at, seed, out, drain=False):
+    rng = random.Random(seed)
+    owner = Owner(session_key=f"bench-{seed}")
+    latencies, ok, refused = [], 0, 0
+    with app.app_context():
+        services.find_product("SKU-00001")  # connect before the clock starts
+        db.session.commit()
+        time.sleep(max(0.0, start_at - time.time()))
+        while time.time() < stop_at:
+            t0 = time.perf_counter()
+            sku = f"SKU-{_pick(target, rng):05d}"
+            try:
+                services.reserve(sku, 1, owner, TTL, now=datetime.now(timezone.utc))
+                ok += 1
+            except InsufficientStock:
+                refused += 1
+                if drain:
+                    break
+            latencies.append(time.perf_counter() - t0)
+        db.session.remove()
+    out.append((ok, refused, latencies))
+
+
+BARE_TAKE = (
+    "UPDATE products SET reserved = reserved + %(q)s, updated_at = %(now)s"
+    " WHERE id = %(pid)s AND is_active AND on_hand - reserved >= %(q)s"
+    " RETURNING on_hand, reserved, low_stock_threshold, is_active, alert_muted"
+)
+BARE_HOLD = (
+    "INSERT INTO reservations (product_id, quantity, session_key, status, created_at,"
+    " expires_at) VALUES (%(pid)s, %(q)s, %(owner)s, 'active', %(now)s, %(until)s) RETURNING id"
+)
+BARE_LEDGER = (
+    "INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,"
+    " on_hand_after, reserved_after, reservation_id, reason, created_at)"
+    " VALUES (%(pid)s, 'reserve', 0, %(q)s, %(on_hand)s, %(reserved)s, %(rid)s, %(reason)s,"
+    " %(now)s)"
+)
+BARE_ALERT = (
+    "SELECT id, kind, status FROM stock_alerts WHERE product_id = %(pid)s"
+    " AND status IN ('open', 'acknowledged') LIMIT 1"
+)
+
+
+def _bare_client(_app, target, start_at, stop_at, seed, out, drain=False):
+    rng = random.Random(seed)
+    owner = f"bench-{seed}"
+    latencies, ok, refused = [], 0, 0
+    with psycopg.connect(url(DB_NAME, "postgresql")) as conn:
+        time.sleep(max(0.0, start_at - time.time()))
+        while time.time() < stop_at:
+            t0 = time.perf_counter()
+            now = datetime.now(timezone.utc)
+            p = {"pid": _pick(target, rng), "q": 1, "now": now, "owner": owner,
+                 "until": now + timedelta(seconds=TTL), "reason": f"held for session {owner}"}
+            row = conn.execute(BARE_TAKE, p).fetchone()
+            if row is None:
+                conn.rollback()
+                refused += 1
+            else:
+                p["on_hand"], p["reserved"] = row[0], row[1]
+                p["rid"] = conn.execute(BARE_HOLD, p).fetchone()[0]
+                conn.execute(BARE_LEDGER, p)
+                conn.execute(BARE_ALERT, p).fetchone()
+                conn.commit()
+                ok += 1
+            latencies.append(time.perf_counter() - t0)
+    out.append((ok, refused, latencies))
+
+
+def _process(mode, target, threads, start_at, stop_at, seed, queue):
+    app = make_app(threads) if mode != "bare" else None
+    client = _bare_client if mode == "bare" else _service_client
+    out: list = []
+    workers = [threading.Thread(target=client, args=(app, target, start_at, stop_at,
+                                                     seed * 1000 + i, out, mode == "drain"))
+               for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    queue.put(out)
+
+
+def run(mode: str, target: str, clients: int, procs: int, seconds: float) -> dict:
+    procs = max(1, min(procs, clients))
+    per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    start_at = time.time() + 1.5 + clients * 0.03  # time for every client to connect
+    stop_at = start_at + seconds
+    workers = [ctx.Process(target=_process, args=(mode, target, n, start_at, stop_at, i, queue))
+               for i, n in enumerate(per)]
+    for w in workers:
+        w.start()
+    results = [r for _ in workers for r in queue.get()]
+    for w in workers:
+        w.join()
+    ok = sum(r[0] for r in results)
+    latencies = sorted(x for r in results for x in r[2])
+    return {
+        "ok": ok, "refused": sum(r[1] for r in results), "ops": ok / seconds,
+        "p50": 1000 * statistics.median(latencies) if latencies else 0.0,
+        "p95": 1000 * latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0,
+    }
+
+
+def oversold(successes: int, stock: int | None = None) -> int:
+    """Units held beyond stock, plus one per invariant violation; must be 0."""
+    app = make_app(1)
+    with app.app_context():
+        problems = services.check()
+        held, over = db.session.execute(sa.text(
+            "SELECT coalesce(sum(reserved), 0), coalesce(sum(greatest(reserved - on_hand, 0)), 0)"
+            " FROM products")).one()
+        active = db.session.scalar(sa.text(
+            "SELECT count(*) FROM reservations WHERE status = 'active'"))
+        db.engine.dispose()
+    for problem in problems[:5]:
+        print("  check:", problem, file=sys.stderr)
+    lost = abs(int(held) - successes) + abs(int(active) - successes)
+    beyond = max(0, successes - stock) if stock is not None else 0
+    return int(over) + len(problems) + lost + beyond
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--targets", default="hot,spread")
+    args = parser.parse_args()
+
+    build()
+    print(f"reserve throughput, {args.seconds:g} s per cell, clients = threads spread over"
+          f" up to {args.procs} processes; bare = psycopg loop of the same statements\n")
+    print("| clients | target | service ops/s | bare ops/s | ratio | p50 ms | p95 ms"
+          " | bare p50/p95 ms | oversold |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for clients in [int(c) for c in args.clients.split(",")]:
+        for target in args.targets.split(","):
+            reset()
+            service = run("service", target, clients, args.procs, args.seconds)
+            sold = oversold(service["ok"])
+            reset()
+            bare = run("bare", target, clients, args.procs, args.seconds)
+            sold += oversold(bare["ok"])
+            ratio = service["ops"] / bare["ops"] if bare["ops"] else 0.0
+            print(f"| {clients} | {target} | {service['ops']:,.0f} | {bare['ops']:,.0f}"
+                  f" | {ratio:.0%} | {service['p50']:.1f} | {service['p95']:.1f}"
+                  f" | {bare['p50']:.1f}/{bare['p95']:.1f} | {sold} |", flush=True)
+
+    # Drain a scarce product with 64 clients: exactly SCARCE holds, never one more.
+    reset(scarce_sku="SKU-00001")
+    drained = run("drain", "hot", 64, args.procs, 120.0)
+    print(f"\nscarce product ({SCARCE} units, 64 clients, service): {drained['ok']} held,"
+          f" {drained['refused']} refused, oversold {oversold(drained['ok'], SCARCE)}"
+          f" (held must be exactly {SCARCE})")
+
+
+if __name__ == "__main__":
+    main()
