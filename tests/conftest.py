@@ -94,7 +94,10 @@ def is_postgres(database_url) -> bool:
 @pytest.fixture
 def requires_postgres(is_postgres):
     if not is_postgres:
-        pytest.skip("needs PostgreSQL row locks (SQLite has one writer at a time)")
+        pytest.skip(
+            "PostgreSQL only: needs concurrent writers (row or advisory locks), a server"
+            " process on a shared database, or PostgreSQL-only SQL; SQLite has one writer"
+        )
 
 
 @pytest.fixture(autouse=True)
