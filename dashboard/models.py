@@ -71,6 +71,15 @@ JOB_NAMES = ("expire", "alerts", "reconcile")
 JOB_STATUSES = ("running", "ok", "failed", "skipped")
 
 
+def actor_label(staff: StaffUser | None, api_client: ApiClient | None) -> str:
+    """How the dashboard names who did something: a staff email, an API client, or the system."""
+    if staff is not None:
+        return staff.email
+    if api_client is not None:
+        return f"API client {api_client.name}"
+    return "the system"
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -297,6 +306,10 @@ class Reservation(db.Model):
         foreign_keys=[created_by_api_client_id]
     )
 
+    @property
+    def ended_by_name(self) -> str:
+        return actor_label(self.ended_by_staff, self.ended_by_api_client)
+
 
 class StockMovement(db.Model):
     """The append-only stock ledger: one row per change of on_hand or reserved."""
@@ -341,6 +354,10 @@ class StockMovement(db.Model):
     @property
     def available_after(self) -> int:
         return self.on_hand_after - self.reserved_after
+
+    @property
+    def actor_name(self) -> str:
+        return actor_label(self.actor_staff, self.actor_api_client)
 
 
 class StockAlert(db.Model):

@@ -104,11 +104,12 @@ def requires_postgres(is_postgres):
 def app_ctx(app):
     with app.app_context():
         yield
-        db.session.remove()
-        _empty_tables()
+        empty_tables()
 
 
-def _empty_tables():
+def empty_tables():
+    """Every table emptied, ids restarted (after each test; between hypothesis examples)."""
+    db.session.remove()  # an open transaction would hold locks TRUNCATE waits for
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
@@ -133,6 +134,26 @@ def product_factory(now):
             sku, kwargs.pop("name", f"Product {sku}"), actor=SYSTEM, now=now, on_hand=on_hand,
             low_stock_threshold=threshold, **kwargs,
         )
+
+    return make
+
+
+def login(client, user) -> None:
+    """Sign `user` in on this test client by writing the Flask-Login session directly."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+
+
+@pytest.fixture
+def client_for(app, staff_factory):
+    """A signed-in test client for a new staff member of `role`; the member is `client.user`."""
+
+    def make(role: str = "manager", email: str | None = None):
+        client = app.test_client()
+        client.user = staff_factory(role=role, email=email)
+        login(client, client.user)
+        return client
 
     return make
 

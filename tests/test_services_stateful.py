@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import sqlalchemy as sa
-from conftest import NOW, TABLES
+from conftest import NOW, empty_tables
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -92,20 +91,10 @@ class Model:
                 p.alert = [level, "open"]
 
 
-def _empty_tables() -> None:
-    db.session.remove()
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in TABLES:
-                conn.execute(sa.text(f"DELETE FROM {table}"))
-
-
 class StockMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        _empty_tables()
+        empty_tables()
         self.now = NOW
         self.model = Model()
         staff = StaffUser(email="boss@example.com", name="Boss", password_hash="x",

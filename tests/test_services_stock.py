@@ -111,7 +111,7 @@ def test_adjust_and_count_evaluate_alerts(product_factory, merch, now):
 
 def test_import_dry_run_reports_each_bad_row_and_changes_nothing(product_factory, merch, now):
     product_factory("IMP-A", on_hand=10)
-    b = product_factory("IMP-B", on_hand=10)
+    product_factory("IMP-B", on_hand=10)
     product_factory("IMP-C", on_hand=1)
     d = product_factory("IMP-D", on_hand=10)
     services.reserve(d.sku, 6, SESSION, now=now)

@@ -10,15 +10,12 @@ import pytest
 
 from dashboard import services
 from dashboard.services import SYSTEM, Actor, Owner
-from web_helpers import HX, login
+from web_helpers import HX
 
 
 @pytest.fixture
-def viewer(app, staff_factory):
-    client = app.test_client()
-    client.user = staff_factory(role="viewer")
-    login(client, client.user)
-    return client
+def viewer(client_for):
+    return client_for("viewer")
 
 
 def _rows(body: str) -> int:

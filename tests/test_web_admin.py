@@ -13,11 +13,8 @@ from web_helpers import HX, csrf_app, login  # noqa: F401 (csrf_app is a fixture
 
 
 @pytest.fixture
-def admin(app, staff_factory):
-    client = app.test_client()
-    client.user = staff_factory(role="admin")
-    login(client, client.user)
-    return client
+def admin(client_for):
+    return client_for("admin")
 
 
 def _staff(email) -> StaffUser | None:

@@ -9,17 +9,7 @@ from sqlalchemy import select
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Product, StockAlert
-from web_helpers import HX, login
-
-
-@pytest.fixture
-def client_for(app, staff_factory):
-    def make(role="manager", email=None):
-        client = app.test_client()
-        client.user = staff_factory(role=role, email=email)
-        login(client, client.user)
-        return client
-    return make
+from web_helpers import HX
 
 
 @pytest.fixture

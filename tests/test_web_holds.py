@@ -13,7 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import Product, Reservation, StockMovement
 from dashboard.services import SYSTEM, Actor, Owner
 from web_b_helpers import make_cart, make_order
-from web_helpers import HX, login
+from web_helpers import HX
 
 
 @pytest.fixture
@@ -25,17 +25,6 @@ def clock():
 @pytest.fixture
 def support(client_for):
     return client_for("support")
-
-
-@pytest.fixture
-def client_for(app, staff_factory):
-    def make(role="support", email=None):
-        client = app.test_client()
-        user = staff_factory(role=role, email=email)
-        login(client, user)
-        client.user = user
-        return client
-    return make
 
 
 def _hold(product, clock, owner=None, ttl=900, quantity=1, actor=SYSTEM, made_ago=None):

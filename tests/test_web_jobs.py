@@ -11,17 +11,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import JobRun, Product, StockMovement
 from dashboard.services import SYSTEM, Owner
-from web_helpers import HX, login
-
-
-@pytest.fixture
-def client_for(app, staff_factory):
-    def make(role="manager"):
-        client = app.test_client()
-        client.user = staff_factory(role=role)
-        login(client, client.user)
-        return client
-    return make
+from web_helpers import HX
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from conftest import StaffClient, test_config
+from conftest import StaffClient, login, test_config  # noqa: F401  (login is re-exported)
 from dashboard import create_app
 
 HX = {"HX-Request": "true", "HX-Current-URL": "http://localhost/"}
@@ -36,13 +36,6 @@ PASSWORD = "correct-horse-1"  # the staff_factory default
 
 def new_client(app) -> StaffClient:
     return app.test_client()
-
-
-def login(client, user) -> None:
-    """Sign `user` in on this test client by writing the Flask-Login session directly."""
-    with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
-        session["_fresh"] = True
 
 
 def sign_in(client, email: str, password: str = PASSWORD, environ_base=None, **fields):

@@ -154,11 +154,3 @@ def actor_choices() -> list[tuple[str, str]]:
     return ([("system", "The system (scheduler, expiry)")]
             + [(f"staff:{i}", email) for i, email in staff]
             + [(f"api:{i}", f"API client {name}") for i, name in clients])
-
-
-def actor_name(move: StockMovement) -> str:
-    if move.actor_staff is not None:
-        return move.actor_staff.email
-    if move.actor_api_client is not None:
-        return f"API client {move.actor_api_client.name}"
-    return "system"

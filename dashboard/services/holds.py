@@ -319,16 +319,8 @@ def _active_hold(reservation_id: int) -> Reservation:
     return hold
 
 
-def ended_by_name(hold: Reservation) -> str:
-    if hold.ended_by_staff is not None:
-        return hold.ended_by_staff.email
-    if hold.ended_by_api_client is not None:
-        return f"API client {hold.ended_by_api_client.name}"
-    return "the system"
-
-
 def not_active(hold: Reservation) -> ReservationNotActive:
-    who = ended_by_name(hold)
+    who = hold.ended_by_name
     when = hold.ended_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     return ReservationNotActive(
         f"hold {hold.id} was already {hold.status} by {who} at {when}",

@@ -13,7 +13,6 @@ from ..models import MOVEMENT_KINDS
 from ..queries.activity import (
     ActivityFilters,
     actor_choices,
-    actor_name,
     ledger_batches,
     ledger_page,
 )
@@ -47,7 +46,7 @@ def index():
     return page(
         "activity/index.html", "activity/_results.html", status=422 if filters.errors else 200,
         filters=filters, result=result, after=after, kinds=MOVEMENT_KINDS,
-        actors=actor_choices(), actor_name=actor_name,
+        actors=actor_choices(),
     )
 
 
@@ -77,7 +76,7 @@ def export():
                 _csv_line((
                     m.id, m.created_at.isoformat(), _text(m.product.sku), _text(m.product.name),
                     m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after,
-                    m.reserved_after, m.available_after, _text(actor_name(m)),
+                    m.reserved_after, m.available_after, _text(m.actor_name),
                     m.reservation_id or "", m.order_id or "", _text(m.reason),
                 ))
                 for m in batch

@@ -53,14 +53,6 @@ def ledger_page(product_id: int, before: int | None) -> tuple[list[StockMovement
     return rows[:LEDGER_PAGE], older
 
 
-def actor_name(movement: StockMovement) -> str:
-    if movement.actor_staff is not None:
-        return movement.actor_staff.email
-    if movement.actor_api_client is not None:
-        return f"API client {movement.actor_api_client.name}"
-    return "system"
-
-
 @dataclass
 class Chart:
     """An inline SVG line chart of on hand / reserved / available (step lines)."""
@@ -153,7 +145,7 @@ def _page_context(product: Product, now: datetime, **extra) -> dict:
     extra.setdefault("settings_form", ProductSettingsForm(
         formdata=None, threshold=product.low_stock_threshold, is_active=product.is_active))
     return {
-        "product": product, "now": now, "level_of": level_of, "actor_name": actor_name,
+        "product": product, "now": now, "level_of": level_of,
         "alert": unresolved_alerts([product.id]).get(product.id),
         "chart": stock_chart(product, now), "ledger": ledger, "older": older,
         "first_ledger_page": request.args.get("before") is None,
