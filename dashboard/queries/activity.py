@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import MOVEMENT_KINDS, ApiClient, Product, StaffUser, StockMovement
+from .params import whole_number
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
@@ -61,9 +62,8 @@ class ActivityFilters:
 
 def _actor_id(actor: str) -> tuple[str, int] | None:
     kind, _, number = actor.partition(":")
-    if kind in ("staff", "api") and number.isascii() and number.isdigit() and len(number) <= 9:
-        return kind, int(number)
-    return None
+    number = whole_number(number, max_digits=9)
+    return (kind, number) if kind in ("staff", "api") and number is not None else None
 
 
 def _day(text: str) -> date | None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload
 
 from ..extensions import db
 from ..models import CartItem, Order, Product, Reservation
+from .params import whole_number
 
 PAGE_SIZE = 50
 EXPIRING_SOON = timedelta(minutes=5)
@@ -73,8 +74,7 @@ class OwnerFilter:
         return cls(None, text)
 
     def condition(self):
-        digits = self.value.isascii() and self.value.isdigit() and len(self.value) <= 18
-        number = int(self.value) if digits else None
+        number = whole_number(self.value)
         by_kind = {
             "order": Reservation.order_id == number if number else None,
             "cart": Reservation.cart_id == number if number else None,

@@ -16,6 +16,7 @@ from ..queries.activity import (
     ledger_batches,
     ledger_page,
 )
+from ..queries.params import whole_number
 from .htmx import page
 
 bp = Blueprint("activity", __name__)
@@ -33,8 +34,7 @@ def _filters() -> ActivityFilters:
 
 
 def _cursor() -> int | None:
-    after = request.args.get("after", "")
-    return int(after) if after.isascii() and after.isdigit() and len(after) <= 18 else None
+    return whole_number(request.args.get("after"))
 
 
 @bp.get("/activity")

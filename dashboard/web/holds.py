@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 
 from .. import services
 from ..queries.holds import HoldFilters, active_holds, hold_row
+from ..queries.params import whole_number
 from ..services.errors import InvalidInput, StockroomError
 from .access import require
 from .forms_b import ExtendForm, ReasonForm
@@ -54,13 +55,8 @@ def _selected_ids() -> list[int] | None:
     values = request.form.getlist("ids")
     if len(values) > MAX_SELECTED:
         return None
-    ids = []
-    for value in values:
-        value = value.strip()
-        if not (value.isascii() and value.isdigit()) or len(value) > 18:
-            return None
-        ids.append(int(value))
-    return ids
+    ids = [whole_number(value) for value in values]
+    return None if None in ids else ids
 
 
 @bp.post("/holds/release")

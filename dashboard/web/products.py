@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload
 from .. import services
 from ..extensions import db
 from ..models import Product, Reservation, StockAlert, StockMovement
+from ..queries.params import whole_number
 from ..services.alerts import level_of
 from ..services.errors import StockroomError
 from .access import require
@@ -119,8 +120,7 @@ def stock_chart(product: Product, now: datetime) -> Chart | None:
 
 
 def _before_arg() -> int | None:
-    value = request.args.get("before", "")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+    return whole_number(request.args.get("before"))
 
 
 def _page_context(product: Product, now: datetime, **extra) -> dict:
