@@ -22,7 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     secure = app.config["COOKIE_SECURE"] and not app.debug and not app.testing
     app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = secure
-    _configure_sqlite(app)
+    _configure_engine(app)
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -67,10 +67,16 @@ def _sqlite_write_locking(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _configure_sqlite(app: Flask) -> None:
-    """SQLite is the try-it-out backend: wait for the write lock instead of failing."""
+def _configure_engine(app: Flask) -> None:
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+        # The try-it-out backend: wait for the write lock instead of failing.
         options.pop("pool_pre_ping", None)
         options.setdefault("connect_args", {"timeout": 30})
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # Every query here is short; JIT compiling one costs more than it saves (13 ms of a
+        # 30 ms overview count at 100k products).
+        connect_args = dict(options.get("connect_args", {}))
+        connect_args.setdefault("options", "-c jit=off")
+        options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options

@@ -67,6 +67,16 @@ def test_search_treats_wildcards_as_text(client, merchandiser, product_factory):
     assert skus(client.get("/stock?q=_", headers=HX).get_data(as_text=True)) == []
 
 
+def test_search_shorter_than_three_characters_matches_a_whole_sku_only(
+        client, merchandiser, product_factory):
+    product_factory("A1", name="Short SKU")
+    product_factory("A10", name="Another a1 thing")
+    body = client.get("/stock?q=a1", headers=HX).get_data(as_text=True)
+    assert skus(body) == ["A1"] and "Type at least 3 characters" in body
+    body = client.get("/stock?q=zz", headers=HX).get_data(as_text=True)
+    assert skus(body) == [] and "No product has the SKU “zz”" in body
+
+
 def test_empty_search_says_what_to_do(client, merchandiser, product_factory):
     product_factory("RED-1")
     body = client.get("/stock?q=zzz", headers=HX).get_data(as_text=True)

@@ -32,9 +32,13 @@ def _too_old_before(now: datetime) -> datetime:
 
 
 def _order_ended():
-    return exists().where(
-        Order.id == Reservation.order_id, Order.status.in_(ENDED_ORDER_STATUSES)
-    ).correlate(Reservation)
+    # The IS NOT NULL test first, so holds without an order skip the subquery.
+    return and_(
+        Reservation.order_id.is_not(None),
+        exists().where(
+            Order.id == Reservation.order_id, Order.status.in_(ENDED_ORDER_STATUSES)
+        ).correlate(Reservation),
+    )
 
 
 def _cart_dropped():
@@ -48,11 +52,12 @@ def _cart_dropped():
 
 def stuck_condition(now: datetime):
     """SQL: an active hold that is stuck by any of the four reasons above."""
+    # Cheap column tests before the subqueries: OR stops at the first true one.
     return or_(
         Reservation.expires_at <= now,
+        Reservation.created_at <= _too_old_before(now),
         _order_ended(),
         _cart_dropped(),
-        Reservation.created_at <= _too_old_before(now),
     )
 
 
