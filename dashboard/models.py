@@ -71,12 +71,12 @@ JOB_NAMES = ("expire", "alerts", "reconcile")
 JOB_STATUSES = ("running", "ok", "failed", "skipped")
 
 
-def actor_label(staff: StaffUser | None, api_client: ApiClient | None) -> str:
+def actor_label(staff_email: str | None, api_client_name: str | None) -> str:
     """How the dashboard names who did something: a staff email, an API client, or the system."""
-    if staff is not None:
-        return staff.email
-    if api_client is not None:
-        return f"API client {api_client.name}"
+    if staff_email is not None:
+        return staff_email
+    if api_client_name is not None:
+        return f"API client {api_client_name}"
     return "the system"
 
 
@@ -308,7 +308,10 @@ class Reservation(db.Model):
 
     @property
     def ended_by_name(self) -> str:
-        return actor_label(self.ended_by_staff, self.ended_by_api_client)
+        return actor_label(
+            self.ended_by_staff.email if self.ended_by_staff else None,
+            self.ended_by_api_client.name if self.ended_by_api_client else None,
+        )
 
 
 class StockMovement(db.Model):
@@ -357,7 +360,10 @@ class StockMovement(db.Model):
 
     @property
     def actor_name(self) -> str:
-        return actor_label(self.actor_staff, self.actor_api_client)
+        return actor_label(
+            self.actor_staff.email if self.actor_staff else None,
+            self.actor_api_client.name if self.actor_api_client else None,
+        )
 
 
 class StockAlert(db.Model):

@@ -81,13 +81,9 @@ class ActivityPage:
     unknown_sku: bool = False
 
 
-def _query(filters: ActivityFilters):
-    """None when the filters cannot match anything (an unknown SKU)."""
-    query = select(StockMovement).options(
-        joinedload(StockMovement.product),
-        joinedload(StockMovement.actor_staff),
-        joinedload(StockMovement.actor_api_client),
-    )
+def _filtered(query, filters: ActivityFilters):
+    """`query` (over stock_movements) narrowed by the filters; None when nothing can match
+    (an unknown SKU)."""
     if filters.sku:
         product_id = db.session.scalar(select(Product.id).where(Product.sku == filters.sku))
         if product_id is None:
@@ -109,6 +105,17 @@ def _query(filters: ActivityFilters):
     return query
 
 
+def _query(filters: ActivityFilters):
+    return _filtered(
+        select(StockMovement).options(
+            joinedload(StockMovement.product),
+            joinedload(StockMovement.actor_staff),
+            joinedload(StockMovement.actor_api_client),
+        ),
+        filters,
+    )
+
+
 def ledger_page(filters: ActivityFilters, after: int | None = None,
                 page_size: int = PAGE_SIZE) -> ActivityPage:
     query = _query(filters)
@@ -123,23 +130,34 @@ def ledger_page(filters: ActivityFilters, after: int | None = None,
     return ActivityPage(moves, moves[-1].id if len(found) > page_size else None)
 
 
-def ledger_batches(filters: ActivityFilters, batch: int = EXPORT_BATCH
-                   ) -> Iterator[list[StockMovement]]:
-    """Every matching ledger row, newest first, a bounded batch at a time (for the CSV)."""
-    query = _query(filters)
+def export_rows(filters: ActivityFilters, batch: int = EXPORT_BATCH) -> Iterator[list[tuple]]:
+    """Every matching ledger row as a plain tuple, newest first, a bounded batch at a time
+    (for the CSV): columns, not ORM objects, so a long export costs little CPU and memory."""
+    query = _filtered(
+        select(
+            StockMovement.id, StockMovement.created_at, Product.sku,
+            Product.name.label("product_name"), StockMovement.kind, StockMovement.on_hand_delta,
+            StockMovement.reserved_delta, StockMovement.on_hand_after,
+            StockMovement.reserved_after, StaffUser.email.label("staff_email"),
+            ApiClient.name.label("api_client_name"), StockMovement.reservation_id,
+            StockMovement.order_id,
+            StockMovement.reason,
+        )
+        .join(Product, Product.id == StockMovement.product_id)
+        .outerjoin(StaffUser, StaffUser.id == StockMovement.actor_staff_id)
+        .outerjoin(ApiClient, ApiClient.id == StockMovement.actor_api_client_id),
+        filters,
+    )
     if query is None:
         return
     after = None
     while True:
         page = query if after is None else query.where(StockMovement.id < after)
-        rows = db.session.scalars(
-            page.order_by(StockMovement.id.desc()).limit(batch)
-        ).unique().all()
+        rows = db.session.execute(page.order_by(StockMovement.id.desc()).limit(batch)).all()
         if not rows:
             return
         yield rows
         after = rows[-1].id
-        db.session.expunge_all()  # keep memory flat however long the export is
         if len(rows) < batch:
             return
 

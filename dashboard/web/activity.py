@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, request, stream_with_context
 from flask_login import login_required
 
-from ..models import MOVEMENT_KINDS
+from ..models import MOVEMENT_KINDS, actor_label
 from ..queries.activity import (
     ActivityFilters,
     actor_choices,
-    ledger_batches,
+    export_rows,
     ledger_page,
 )
 from ..queries.params import whole_number
@@ -55,12 +55,6 @@ def _text(value) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def _csv_line(values) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
-
-
 @bp.get("/activity.csv")
 @login_required
 def export():
@@ -70,17 +64,23 @@ def export():
         return Response(message + "\n", status=422, mimetype="text/plain")
 
     def rows():
-        yield _csv_line(CSV_COLUMNS)
-        for batch in ledger_batches(filters):
-            yield "".join(
-                _csv_line((
-                    m.id, m.created_at.isoformat(), _text(m.product.sku), _text(m.product.name),
-                    m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after,
-                    m.reserved_after, m.available_after, _text(m.actor_name),
-                    m.reservation_id or "", m.order_id or "", _text(m.reason),
-                ))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for batch in export_rows(filters):
+            writer.writerows(
+                (m.id, m.created_at.isoformat(), _text(m.sku), _text(m.product_name), m.kind,
+                 m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
+                 m.on_hand_after - m.reserved_after,
+                 _text(actor_label(m.staff_email, m.api_client_name)),
+                 m.reservation_id or "", m.order_id or "", _text(m.reason))
                 for m in batch
             )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.tell():
+            yield buffer.getvalue()
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
     response = Response(stream_with_context(rows()), mimetype="text/csv")
