@@ -111,7 +111,7 @@ def load(now: datetime, seed: int = 7) -> str:
     client, token = services.create_api_client("Demo storefront", now=start)
     storefront = Actor.api(client)
 
-    products = []
+    products, selling_down = [], []
     for i, item in enumerate(_catalogue(rng)):
         roll = rng.random()
         threshold = rng.choice([5, 8, 10, 12, 15, 20])
@@ -120,14 +120,33 @@ def load(now: datetime, seed: int = 7) -> str:
             0 if roll < 0.05 else rng.randint(1, threshold) if roll < 0.15
             else rng.randint(threshold + 15, 400) if roll < 0.97 else rng.randint(1000, 5000)
         )
+        # Low and out products arrive healthy and sell down over the fortnight, so their
+        # alerts open at different times, through the same holds and commits a shop makes.
+        to_sell = threshold + rng.randint(3, 20) if on_hand <= threshold else 0
         product = services.create_product(
             item["sku"], item["name"], actor=merch, now=start + timedelta(minutes=i),
-            price=item["price"], on_hand=on_hand, low_stock_threshold=threshold,
+            price=item["price"], on_hand=on_hand + to_sell, low_stock_threshold=threshold,
         )
         products.append(product)
+        if to_sell:
+            selling_down.append((product, to_sell))
+
+    for product, to_sell in selling_down:
+        sold_at = start + timedelta(hours=rng.randint(6, 24))
+        while to_sell:
+            quantity = min(to_sell, rng.randint(1, 6))
+            sold_at += timedelta(hours=rng.randint(4, 60))
+            if sold_at > now - timedelta(hours=1):
+                sold_at = now - timedelta(minutes=rng.randint(61, 120))
+            hold = services.reserve(product.id, quantity,
+                                    Owner(customer_id=rng.randint(1000, 4999)),
+                                    ttl_seconds=15 * 60, actor=storefront, now=sold_at)
+            services.commit(hold.id, actor=storefront, now=sold_at + timedelta(minutes=3))
+            to_sell -= quantity
 
     # Two weeks of history on a slice of the catalogue: deliveries, damage, counts.
-    for product in rng.sample(products, 60):
+    sold_down = {product.id for product, _ in selling_down}
+    for product in rng.sample([p for p in products if p.id not in sold_down], 60):
         when = start + timedelta(hours=12)
         for _ in range(rng.randint(3, 7)):
             when += timedelta(hours=rng.randint(12, 40))
