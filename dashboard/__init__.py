@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from .config import Config, database_url
+from .config import Config, database_url, instance_secret_key
 from .extensions import csrf, db, login_manager, migrate
 
 
@@ -20,6 +20,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.instance_path)
     if config:
         app.config.update(config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
     secure = app.config["COOKIE_SECURE"] and not app.debug and not app.testing
     app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = secure
     _configure_engine(app)

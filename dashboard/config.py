@@ -1,5 +1,6 @@
 """Configuration read from the environment, in one place."""
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,8 +20,31 @@ def database_url(instance_path: str) -> str:
     return url
 
 
+def instance_secret_key(instance_path: str) -> str:
+    """This installation's own random key, made on first start (never a well-known default).
+
+    Every process on the host reads the same file; hosts behind one load balancer must
+    share SECRET_KEY through the environment instead.
+    """
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        # Write aside, then link into place: a second process starting at the same moment
+        # either wins the link or reads the complete key, never a half-written file.
+        draft = path.with_name(f"secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    # None: a random key is made once per installation and kept in instance/secret_key.
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
     # Holds: default and bounds of a hold's time to live, and the extension cap.
