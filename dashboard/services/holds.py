@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import Cart, Order, Product, Reservation
@@ -139,7 +140,7 @@ def _take_statement(key):
 # Built once: on the hot path, building a statement costs more Python than running it.
 _TAKE_BY_ID = _take_statement(Product.id == bindparam("key"))
 _TAKE_BY_SKU = _take_statement(Product.sku == bindparam("key"))
-_INSERT_HOLD = insert(Reservation).returning(Reservation)
+_INSERT_HOLD = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
 
 
 def _take(quantity: int, now: datetime, product_id: int | None = None,
@@ -214,15 +215,20 @@ def reserve(
         )
 
     product_id = after[0]
+    values = dict(
+        product_id=product_id, quantity=quantity, status="active", created_at=now,
+        expires_at=now + timedelta(seconds=ttl), created_by_api_client_id=actor.api_client_id,
+        session_key=owner.session_key, customer_id=owner.customer_id, cart_id=owner.cart_id,
+        order_id=owner.order_id, idempotency_key=idempotency_key,
+    )
     try:
-        # One INSERT ... RETURNING that hands back the ORM object (no unit-of-work flush).
-        hold = db.session.scalars(_INSERT_HOLD, dict(
-            product_id=product_id, quantity=quantity, status="active", created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-            created_by_api_client_id=actor.api_client_id, session_key=owner.session_key,
-            customer_id=owner.customer_id, cart_id=owner.cart_id, order_id=owner.order_id,
-            idempotency_key=idempotency_key,
-        )).one()
+        # A Core INSERT ... RETURNING id, then the object we already know is attached to the
+        # session as persistent: no unit-of-work flush, no ORM result processing, no re-read.
+        hold = Reservation(id=db.session.connection().execute(_INSERT_HOLD, values).scalar_one(),
+                           ended_at=None, ended_by_staff_id=None, ended_by_api_client_id=None,
+                           end_reason=None, **values)
+        make_transient_to_detached(hold)
+        db.session.add(hold)
     except IntegrityError:
         # The same idempotency key won a race in another transaction: answer with its hold.
         db.session.rollback()
