@@ -380,7 +380,7 @@ class StockAlert(db.Model):
             postgresql_where=text("status <> 'resolved'"),
             sqlite_where=text("status <> 'resolved'"),
         ),
-        Index("ix_stock_alerts_status_opened_at", "status", "opened_at"),
+        Index("ix_stock_alerts_status_opened_at_id", "status", "opened_at", "id"),
         Index("ix_stock_alerts_product_id", "product_id"),
     )
 

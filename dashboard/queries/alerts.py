@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import contains_eager, joinedload
 
 from ..extensions import db
 from ..models import StockAlert
 
 PAGE_SIZE = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -26,7 +27,7 @@ def _cursor(alert: StockAlert) -> str:
 def _decode(text: str | None) -> tuple[datetime, int] | None:
     try:
         micros, alert_id = (int(part) for part in (text or "").split("-"))
-        return datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc), alert_id
+        return EPOCH + timedelta(microseconds=micros), alert_id  # exact: no float seconds
     except (ValueError, OverflowError, OSError):
         return None
 
@@ -41,15 +42,15 @@ def _with_people(query):
 
 def alerts_page(tab: str, kind: str | None, after: str | None = None,
                 page_size: int = PAGE_SIZE) -> AlertPage:
-    """Newest first by when the alert was raised (the (status, opened_at) index)."""
+    """Newest first by when the alert was raised (the (status, opened_at, id) index)."""
     query = _with_people(select(StockAlert)).where(StockAlert.status == tab)
     if kind:
         query = query.where(StockAlert.kind == kind)
     cursor = _decode(after)
     if cursor is not None:
         when, alert_id = cursor
-        query = query.where(or_(StockAlert.opened_at < when,
-                                and_(StockAlert.opened_at == when, StockAlert.id < alert_id)))
+        # A row comparison, so the index range starts at the cursor however deep the page.
+        query = query.where(tuple_(StockAlert.opened_at, StockAlert.id) < tuple_(when, alert_id))
     found = db.session.scalars(
         query.order_by(StockAlert.opened_at.desc(), StockAlert.id.desc()).limit(page_size + 1)
     ).unique().all()

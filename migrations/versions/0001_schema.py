@@ -253,7 +253,7 @@ def upgrade():
     )
     with op.batch_alter_table('stock_alerts', schema=None) as batch_op:
         batch_op.create_index('ix_stock_alerts_product_id', ['product_id'], unique=False)
-        batch_op.create_index('ix_stock_alerts_status_opened_at', ['status', 'opened_at'], unique=False)
+        batch_op.create_index('ix_stock_alerts_status_opened_at_id', ['status', 'opened_at', 'id'], unique=False)
         batch_op.create_index('uq_stock_alerts_one_unresolved', ['product_id'], unique=True, postgresql_where=sa.text("status <> 'resolved'"), sqlite_where=sa.text("status <> 'resolved'"))
 
     op.create_table('stock_movements',
@@ -341,7 +341,7 @@ def downgrade():
     op.drop_table('stock_movements')
     with op.batch_alter_table('stock_alerts', schema=None) as batch_op:
         batch_op.drop_index('uq_stock_alerts_one_unresolved', postgresql_where=sa.text("status <> 'resolved'"), sqlite_where=sa.text("status <> 'resolved'"))
-        batch_op.drop_index('ix_stock_alerts_status_opened_at')
+        batch_op.drop_index('ix_stock_alerts_status_opened_at_id')
         batch_op.drop_index('ix_stock_alerts_product_id')
 
     op.drop_table('stock_alerts')
