@@ -13,7 +13,7 @@ from ..models import ApiClient, StaffUser
 from ..services.errors import StockroomError
 from .access import require
 from .forms_b import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm
-from .htmx import is_htmx, page, toast
+from .htmx import is_htmx, page, row_answer, toast
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -73,15 +73,12 @@ def _staff_row(staff_id: int, *, message: str, level: str, status: int = 200, **
     user = db.session.get(StaffUser, staff_id)
     if user is None:
         abort(404, description=f"Staff member {staff_id} does not exist.")
-    if not is_htmx():
-        if status < 400:
-            flash(message, level)
-            return redirect(url_for("admin.staff"))
-        return page("admin/staff.html", status=status, staff=[user],
-                    form=StaffForm(formdata=None), row_message=message, **context)
-    response = page("admin/_staff_row.html", status=status, user=user,
-                    row_message=message if status >= 400 else None, **context)
-    return toast(response, message, level)
+    return row_answer(
+        "admin/_staff_row.html", "admin/staff.html", back_to=url_for("admin.staff"),
+        message=message, level=level, status=status,
+        alone_context={"staff": [user], "form": StaffForm(formdata=None), "row_message": message},
+        user=user, row_message=message if status >= 400 else None, **context,
+    )
 
 
 def _refuse_self(staff_id: int, what: str):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, request, url_for
 from flask_login import current_user, login_required
 
 from .. import services
@@ -12,7 +12,7 @@ from ..queries.alerts import alerts_page, one_alert, unresolved_counts
 from ..services.errors import StockroomError
 from .access import require
 from .forms_b import ResolveForm
-from .htmx import is_htmx, page, toast, trigger
+from .htmx import page, row_answer, trigger
 
 bp = Blueprint("alerts", __name__)
 
@@ -45,15 +45,14 @@ def _row_response(alert_id: int, *, message: str, level: str, status: int = 200,
     alert = one_alert(alert_id)
     if alert is None:
         abort(404, description=f"Alert {alert_id} does not exist.")
-    if not is_htmx():
-        if status < 400:
-            flash(message, level)
-            return redirect(url_for("alerts.index", tab=request.form.get("tab", "open")))
-        return page("alerts/row_page.html", status=status, alert=alert, **context)
-    response = page("alerts/_row.html", status=status, alert=alert, **context)
+    response = row_answer(
+        "alerts/_row.html", "alerts/row_page.html",
+        back_to=url_for("alerts.index", tab=request.form.get("tab", "open")),
+        message=message, level=level, status=status, alert=alert, **context,
+    )
     if status < 400:
         trigger(response, "alerts-changed")  # the navigation's open-alert badge refreshes
-    return toast(response, message, level)
+    return response
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")

@@ -12,7 +12,7 @@ from ..queries.params import whole_number
 from ..services.errors import InvalidInput, StockroomError
 from .access import require
 from .forms_b import ExtendForm, ReasonForm
-from .htmx import is_htmx, page, toast, trigger
+from .htmx import is_htmx, page, row_answer, toast, trigger
 
 bp = Blueprint("holds", __name__)
 
@@ -115,14 +115,12 @@ def _row_response(hold_id: int, now: datetime, *, message: str, level: str, stat
     row = hold_row(hold_id, now)
     if row is None:
         abort(404, description=f"Hold {hold_id} does not exist.")
-    if not is_htmx():
-        if status < 400:
-            flash(message, level)
-            return redirect(url_for("holds.index"))
-        context.setdefault("row_message", message)
-        return page("holds/row_page.html", status=status, row=row, now=now, **context)
-    response = page("holds/_row.html", status=status, row=row, now=now, **context)
-    return toast(response, message, level)
+    return row_answer(
+        "holds/_row.html", "holds/row_page.html", back_to=url_for("holds.index"),
+        message=message, level=level, status=status,
+        alone_context={"row_message": context.get("row_message", message)},
+        row=row, now=now, **context,
+    )
 
 
 @bp.post("/holds/<int:hold_id>/release")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from flask import make_response, render_template, request
+from flask import flash, make_response, redirect, render_template, request
 
 
 def is_htmx() -> bool:
@@ -33,6 +33,22 @@ def trigger(response, event: str, detail=None):
 def toast(response, message: str, level: str = "success"):
     """Show a toast on the page: level is success, info, warning or error."""
     return trigger(response, "toast", {"message": message, "level": level})
+
+
+def row_answer(fragment: str, alone: str, *, back_to: str, message: str, level: str,
+               status: int = 200, alone_context: dict | None = None, **context):
+    """The answer to an action on one row of a list.
+
+    htmx: the row re-rendered in place (`fragment`) with a toast. A plain form post: back to
+    the list (`back_to`) with the message flashed; or, when refused (4xx), the row on a page
+    of its own (`alone`, with `alone_context` added) so the message sits beside it.
+    """
+    if not is_htmx():
+        if status < 400:
+            flash(message, level)
+            return redirect(back_to)
+        return page(alone, status=status, **{**context, **(alone_context or {})})
+    return toast(page(fragment, status=status, **context), message, level)
 
 
 def refusal(template: str, error, status: int | None = None, **context):
