@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import MOVEMENT_KINDS, ApiClient, Product, StaffUser, StockMovement
-from .params import whole_number
+from .params import whole_number_or_none
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
@@ -62,7 +62,7 @@ class ActivityFilters:
 
 def _actor_id(actor: str) -> tuple[str, int] | None:
     kind, _, number = actor.partition(":")
-    number = whole_number(number, max_digits=9)
+    number = whole_number_or_none(number, max_digits=9)
     return (kind, number) if kind in ("staff", "api") and number is not None else None
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload
 
 from ..extensions import db
 from ..models import CartItem, Order, Product, Reservation
-from .params import whole_number
+from .params import whole_number_or_none
 
 PAGE_SIZE = 50
 EXPIRING_SOON = timedelta(minutes=5)
@@ -79,7 +79,7 @@ class OwnerFilter:
         return cls(None, text)
 
     def condition(self):
-        number = whole_number(self.value)
+        number = whole_number_or_none(self.value)
         by_kind = {
             "order": Reservation.order_id == number if number else None,
             "cart": Reservation.cart_id == number if number else None,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def whole_number(text: str | None, max_digits: int = 18) -> int | None:
+def whole_number_or_none(text: str | None, max_digits: int = 18) -> int | None:
     """`text` as a non-negative int when it is plain ASCII digits (at most `max_digits`),
     else None. str.isdigit() alone also accepts '²' and '٣', which int() refuses."""
     text = (text or "").strip()

@@ -16,7 +16,7 @@ from ..queries.activity import (
     export_rows,
     ledger_page,
 )
-from ..queries.params import whole_number
+from ..queries.params import whole_number_or_none
 from .htmx import page
 
 bp = Blueprint("activity", __name__)
@@ -34,7 +34,7 @@ def _filters() -> ActivityFilters:
 
 
 def _cursor() -> int | None:
-    return whole_number(request.args.get("after"))
+    return whole_number_or_none(request.args.get("after"))
 
 
 @bp.get("/activity")

@@ -12,7 +12,7 @@ from ..extensions import db
 from ..models import ApiClient, StaffUser
 from ..services.errors import StockroomError
 from .access import require
-from .forms_b import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm
+from .forms import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm
 from .htmx import is_htmx, page, row_answer, toast
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -11,7 +11,7 @@ from ..models import ALERT_KINDS, ALERT_STATUSES
 from ..queries.alerts import alerts_page, one_alert, unresolved_counts
 from ..services.errors import StockroomError
 from .access import require
-from .forms_b import ResolveForm
+from .forms import ResolveForm
 from .htmx import page, row_answer, trigger
 
 bp = Blueprint("alerts", __name__)

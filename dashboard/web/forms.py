@@ -1,20 +1,11 @@
-"""Flask-WTF forms for sign-in, stock corrections, CSV import and product settings.
+"""Flask-WTF forms of every dashboard page; CSRF is checked on each (form field or the
+X-CSRFToken header htmx sends).
 
-The pattern every dashboard view follows (other modules: please do the same):
-
-    form = AdjustForm()                       # CSRF checked here (form field or X-CSRFToken)
-    if not form.validate_on_submit():         # bad input never reaches a service
-        return refusal("stock/_row.html", first_error(form), product=p, adjust_form=form)
-    try:
-        services.adjust(...)                  # one transaction; refusals are StockroomError
-    except StockroomError as error:           # e.g. BelowHeld, StaleCount
-        return refusal("stock/_row.html", error, product=fresh, adjust_form=form)
-    return toast(page(...fragment...), "Done: ...", "success")
-
-`refusal` (dashboard/web/htmx.py) re-renders the same fragment with `error` shown in place,
-answers 409/422 (base.html's htmx-config swaps those, so the error lands where the user
-looked) and adds an error toast. Field errors render from `form.<field>.errors` next to the
-field with aria-invalid; see templates/_field_errors.html. Nothing is changed on refusal.
+A view validates its form before it calls a service, so bad input never reaches one; a
+field error renders next to its field (templates/_field.html, or the row's own markup).
+A service's refusal (a StockroomError) is then shown the way the page shows answers: on the
+row (`row_answer` in web/htmx.py) or the re-rendered page (`refusal`). Nothing is changed
+on refusal.
 """
 from __future__ import annotations
 
@@ -22,14 +13,36 @@ import re
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
+from ..models import ROLES
 from ..services import limits
+from ..services.staff import EMAIL, MIN_PASSWORD
 
 # Control characters (NUL above all: PostgreSQL text cannot hold it) are never typed by a person.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
 
 
 def printable(form, field):
@@ -50,10 +63,23 @@ def first_error(form: FlaskForm) -> str:
     return "Please check the form."
 
 
+def _new_password(label: str):
+    return PasswordField(
+        label,
+        validators=[DataRequired("Enter a password."),
+                    Length(min=MIN_PASSWORD, max=1024,
+                           message=f"Use {MIN_PASSWORD} to 1024 characters.")],
+    )
+
+
+def _role_choices() -> list[SelectChoice]:
+    return [SelectChoice(role, role.title()) for role in ROLES]
+
+
 class SignInForm(FlaskForm):
     email = StringField(
         "Email",
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        filters=[_strip],
         validators=[InputRequired("enter your email address"), Length(max=254), printable,
                     Regexp(EMAIL, message="enter a valid email address")],
     )
@@ -113,3 +139,52 @@ class ProductSettingsForm(FlaskForm):
                     NumberRange(0, limits.MAX_THRESHOLD, f"must be between 0 and {limits.MAX_THRESHOLD:,}")],
     )
     is_active = BooleanField("Active (can be sold and reserved)")
+
+
+class ReasonForm(FlaskForm):
+    """Release one hold, several holds, or repair drift: a reason is always required."""
+
+    reason = StringField(
+        "Reason", filters=[_strip],
+        validators=[DataRequired("A reason is required."), Length(max=limits.MAX_REASON), printable],
+    )
+
+
+class ExtendForm(FlaskForm):
+    minutes = IntegerField(
+        "Extend by (minutes)",
+        validators=[InputRequired("Enter the number of minutes."),
+                    NumberRange(min=1, max=24 * 60, message="Enter 1 to 1440 minutes.")],
+    )
+
+
+class ResolveForm(FlaskForm):
+    note = StringField(
+        "Resolution note", filters=[_strip],
+        validators=[DataRequired("A note is required."), Length(max=limits.MAX_REASON), printable],
+    )
+
+
+class StaffForm(FlaskForm):
+    email = StringField("Email", filters=[_strip],
+                        validators=[DataRequired("Enter an email address."), Length(max=254), printable])
+    name = StringField("Name", filters=[_strip], validators=[Length(max=100), printable])
+    role = SelectField("Role", choices=_role_choices(), default="viewer")
+    password = _new_password("Password")
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=_role_choices())
+
+
+class ActiveForm(FlaskForm):
+    active = SelectField("Active", choices=[SelectChoice("1", "Active"), SelectChoice("0", "Inactive")])
+
+
+class PasswordForm(FlaskForm):
+    password = _new_password("New password")
+
+
+class ApiClientForm(FlaskForm):
+    name = StringField("Name", filters=[_strip],
+                       validators=[DataRequired("Enter a name."), Length(max=100), printable])

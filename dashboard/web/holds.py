@@ -8,10 +8,10 @@ from flask_login import current_user, login_required
 
 from .. import services
 from ..queries.holds import HoldFilters, active_holds, hold_row
-from ..queries.params import whole_number
+from ..queries.params import whole_number_or_none
 from ..services.errors import InvalidInput, StockroomError
 from .access import require
-from .forms_b import ExtendForm, ReasonForm
+from .forms import ExtendForm, ReasonForm
 from .htmx import is_htmx, page, row_answer, toast, trigger
 
 bp = Blueprint("holds", __name__)
@@ -55,7 +55,7 @@ def _selected_ids() -> list[int] | None:
     values = request.form.getlist("ids")
     if len(values) > MAX_SELECTED:
         return None
-    ids = [whole_number(value) for value in values]
+    ids = [whole_number_or_none(value) for value in values]
     return None if None in ids else ids
 
 

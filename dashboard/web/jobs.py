@@ -13,7 +13,7 @@ from ..queries.jobs import all_jobs, job_view, latest_drift, scheduler_state
 from ..scheduler.jobs import run_job
 from ..services.errors import InvalidInput
 from .access import require
-from .forms_b import ReasonForm
+from .forms import ReasonForm
 from .htmx import is_htmx, page, toast, trigger
 
 bp = Blueprint("jobs", __name__)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from .. import services
 from ..extensions import db
 from ..models import Product, Reservation, StockAlert, StockMovement
-from ..queries.params import whole_number
+from ..queries.params import whole_number_or_none
 from ..services.alerts import level_of
 from ..services.errors import StockroomError
 from .access import require
@@ -120,7 +120,7 @@ def stock_chart(product: Product, now: datetime) -> Chart | None:
 
 
 def _before_arg() -> int | None:
-    return whole_number(request.args.get("before"))
+    return whole_number_or_none(request.args.get("before"))
 
 
 def _page_context(product: Product, now: datetime, **extra) -> dict:
