@@ -2,34 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import contains_eager, joinedload
 
 from ..extensions import db
 from ..models import StockAlert
+from . import cursor
 
 PAGE_SIZE = 50
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
 class AlertPage:
     alerts: list[StockAlert]
     next_cursor: str | None
-
-
-def _cursor(alert: StockAlert) -> str:
-    return f"{int(alert.opened_at.timestamp() * 1_000_000)}-{alert.id}"
-
-
-def _decode(text: str | None) -> tuple[datetime, int] | None:
-    try:
-        micros, alert_id = (int(part) for part in (text or "").split("-"))
-        return EPOCH + timedelta(microseconds=micros), alert_id  # exact: no float seconds
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def _with_people(query):
@@ -46,16 +34,18 @@ def alerts_page(tab: str, kind: str | None, after: str | None = None,
     query = _with_people(select(StockAlert)).where(StockAlert.status == tab)
     if kind:
         query = query.where(StockAlert.kind == kind)
-    cursor = _decode(after)
-    if cursor is not None:
-        when, alert_id = cursor
+    position = cursor.decode(after, datetime)
+    if position is not None:
+        when, alert_id = position
         # A row comparison, so the index range starts at the cursor however deep the page.
         query = query.where(tuple_(StockAlert.opened_at, StockAlert.id) < tuple_(when, alert_id))
     found = db.session.scalars(
         query.order_by(StockAlert.opened_at.desc(), StockAlert.id.desc()).limit(page_size + 1)
     ).unique().all()
     alerts = list(found[:page_size])
-    return AlertPage(alerts, _cursor(alerts[-1]) if len(found) > page_size else None)
+    if len(found) <= page_size:
+        return AlertPage(alerts, None)
+    return AlertPage(alerts, cursor.encode(alerts[-1].opened_at, alerts[-1].id))
 
 
 def unresolved_counts() -> dict[str, int]:
@@ -72,4 +62,3 @@ def one_alert(alert_id: int) -> StockAlert | None:
     return db.session.scalars(
         _with_people(select(StockAlert)).where(StockAlert.id == alert_id)
     ).unique().first()
-
