@@ -62,3 +62,11 @@ def one_alert(alert_id: int) -> StockAlert | None:
     return db.session.scalars(
         _with_people(select(StockAlert)).where(StockAlert.id == alert_id)
     ).unique().first()
+
+
+
+def open_count() -> int:
+    """How many alerts are open, for the navigation's badge."""
+    return db.session.scalar(
+        select(func.count()).select_from(StockAlert).where(StockAlert.status == "open")
+    ) or 0

@@ -17,7 +17,7 @@ from ..models import Product, StockAlert
 from ..services.alerts import UNRESOLVED, level_of
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
 from .access import require
-from .auth import safe_next
+from .navigation import safe_next
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
 from .htmx import is_htmx, page, refusal, toast, trigger
 
