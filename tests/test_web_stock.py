@@ -12,7 +12,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Product, StockMovement
 from dashboard.services import Owner
-from dashboard.web.stock import PAGE_SIZE
+from dashboard.queries.stock import PAGE_SIZE
 from web_helpers import HX, client, login  # noqa: F401  (fixtures)
 
 

@@ -1,1 +1,4 @@
-"""Read-only queries behind the dashboard pages (nothing here changes stock)."""
+"""Read-only queries behind the dashboard pages, one module per page (stock, products,
+holds, alerts, activity, overview, jobs, admin) plus the shared keyset cursor codec
+(`cursor`) and URL number parsing (`params`). Views call these and render; nothing here
+changes stock or commits."""

@@ -5,11 +5,10 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from .. import services
-from ..extensions import db
-from ..models import ApiClient, StaffUser
+from ..models import ROLES
+from ..queries.admin import api_client_list, staff_list, staff_member
 from ..services.errors import StockroomError
 from .access import require
 from .forms import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm
@@ -17,23 +16,15 @@ from .htmx import is_htmx, page, row_answer, toast
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-MAX_LISTED = 1000  # staff and clients are counted in dozens; the cap keeps a page bounded
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _staff_list() -> list[StaffUser]:
-    return db.session.scalars(
-        select(StaffUser).order_by(StaffUser.is_active.desc(), StaffUser.email).limit(MAX_LISTED)
-    ).all()
-
-
 def _staff_page(status: int = 200, **context):
     context.setdefault("form", StaffForm(formdata=None))
     return page("admin/staff.html", "admin/_staff.html", status=status,
-                staff=_staff_list(), **context)
+                staff=staff_list(), roles=ROLES, **context)
 
 
 @bp.get("/staff")
@@ -70,14 +61,14 @@ def create_staff():
 
 
 def _staff_row(staff_id: int, *, message: str, level: str, status: int = 200, **context):
-    user = db.session.get(StaffUser, staff_id)
+    user = staff_member(staff_id)
     if user is None:
         abort(404, description=f"Staff member {staff_id} does not exist.")
     return row_answer(
         "admin/_staff_row.html", "admin/staff.html", back_to=url_for("admin.staff"),
         message=message, level=level, status=status,
         alone_context={"staff": [user], "form": StaffForm(formdata=None), "row_message": message},
-        user=user, row_message=message if status >= 400 else None, **context,
+        user=user, roles=ROLES, row_message=message if status >= 400 else None, **context,
     )
 
 
@@ -135,11 +126,8 @@ def reset_password(staff_id: int):
 
 def _clients_page(status: int = 200, **context):
     context.setdefault("form", ApiClientForm(formdata=None))
-    clients = db.session.scalars(
-        select(ApiClient).order_by(ApiClient.is_active.desc(), ApiClient.name).limit(MAX_LISTED)
-    ).all()
     return page("admin/api_clients.html", "admin/_api_clients.html", status=status,
-                clients=clients, **context)
+                clients=api_client_list(), **context)
 
 
 @bp.get("/api-clients")

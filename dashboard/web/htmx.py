@@ -1,4 +1,5 @@
-"""Full page or partial, and messages back to the page via HX-Trigger (SPEC §6)."""
+"""How a view answers (SPEC §6): a full page or its partial, an action on one row of a list
+(`row_answer`), a refusal shown in place, and messages back to the page via HX-Trigger."""
 from __future__ import annotations
 
 import json
@@ -51,16 +52,18 @@ def row_answer(fragment: str, alone: str, *, back_to: str, message: str, level: 
     return toast(page(fragment, status=status, **context), message, level)
 
 
-def refusal(template: str, error, status: int | None = None, **context):
-    """A refusal shown in place: `template` re-rendered with `error` (the sentence), a 409/422
-    status that base.html's htmx-config swaps, and an error toast.
-
-    `error` is a StockroomError (its message and http_status are used) or a plain sentence.
-    """
+def refused(error, status: int | None = None) -> tuple[str, int]:
+    """The sentence and status of a refusal: `error` is a StockroomError (its message, and
+    its http_status when that is 409 or 422, else 422) or a plain sentence."""
     message = getattr(error, "message", None) or str(error)
     if status is None:
         status = getattr(error, "http_status", 422)
         status = status if status in (409, 422) else 422
-    response = make_response(render_template(template, error=message, **context), status)
-    response.headers["Vary"] = "HX-Request"
-    return toast(response, message, "error")
+    return message, status
+
+
+def refusal(template: str, error, status: int | None = None, **context):
+    """A refusal shown in place: `template` re-rendered with `error` (the sentence), a 409/422
+    status that base.html's htmx-config swaps, and an error toast."""
+    message, status = refused(error, status)
+    return toast(page(template, status=status, error=message, **context), message, "error")
