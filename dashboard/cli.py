@@ -9,6 +9,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from . import services
+from .models import ROLES
 from .services import SYSTEM
 from .services.errors import StockroomError
 
@@ -60,8 +61,7 @@ staff_cli = AppGroup("staff", help="Staff accounts.")
 
 @staff_cli.command("create")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(
-    ["viewer", "merchandiser", "support", "manager", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--name", default=None)
 def staff_create(email: str, role: str, name: str | None):
     """Create a staff member; password from the prompt, or stdin when not a terminal."""
