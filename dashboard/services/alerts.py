@@ -19,8 +19,8 @@ from ..extensions import db
 from ..models import Product, StockAlert
 from .actor import Actor
 from .errors import AlertWrongState, NotFound
-from .ledger import transaction
-from .limits import reason_text, whole_number
+from .limits import reason_text, require_whole_number
+from .transaction import transactional
 
 UNRESOLVED = ("open", "acknowledged")
 
@@ -234,7 +234,7 @@ def _insert_alerts(rows_select) -> int:
     return len(db.session.execute(statement).all())
 
 
-@transaction
+@transactional
 def evaluate_alerts(product_ids: list[int] | None = None, *, now: datetime) -> AlertChanges:
     """Evaluate alerts for the given products, or every product, as one transaction."""
     return evaluate_all(product_ids, now)
@@ -242,7 +242,7 @@ def evaluate_alerts(product_ids: list[int] | None = None, *, now: datetime) -> A
 
 def _unresolved_alert(alert_id: int) -> StockAlert:
     """The alert, locked after its product (lock order: products, then alerts)."""
-    alert_id = whole_number(alert_id, "alert_id", 1, 2**31 - 1)
+    alert_id = require_whole_number(alert_id, "alert_id", 1, 2**31 - 1)
     product_id = db.session.scalar(select(StockAlert.product_id).where(StockAlert.id == alert_id))
     if product_id is not None:
         db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update())
@@ -259,7 +259,7 @@ def _unresolved_alert(alert_id: int) -> StockAlert:
     return alert
 
 
-@transaction
+@transactional
 def acknowledge(alert_id: int, *, actor: Actor, now: datetime) -> StockAlert:
     """Mark an alert as someone-is-on-it. Acknowledging twice changes nothing."""
     alert = _unresolved_alert(alert_id)
@@ -269,7 +269,7 @@ def acknowledge(alert_id: int, *, actor: Actor, now: datetime) -> StockAlert:
     return alert
 
 
-@transaction
+@transactional
 def resolve(alert_id: int, *, actor: Actor, note: str, now: datetime) -> StockAlert:
     """Resolve by hand with a note; the product is not alerted again until it recovers."""
     note = reason_text(note, "note")

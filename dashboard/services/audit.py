@@ -10,8 +10,9 @@ from ..extensions import db
 from ..models import Product, Reservation, StockAlert, StockMovement
 from .actor import Actor
 from .alerts import UNRESOLVED, evaluate_all, level_sql
-from .ledger import Move, apply_deltas, record, transaction
+from .ledger import Move, apply_deltas, record
 from .limits import reason_text
+from .transaction import transactional
 
 
 def _held():
@@ -158,7 +159,7 @@ def reconcile() -> list[Drift]:
     return drift
 
 
-@transaction
+@transactional
 def repair(*, actor: Actor, now: datetime, reason: str) -> list[str]:
     """Audited repair: reserved := active holds; then a ledger 'repair' line where the ledger
     disagrees with the counters. Holds exceeding on_hand cannot be repaired here."""
