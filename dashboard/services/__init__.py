@@ -7,7 +7,8 @@ Views, the API, the CLI and the scheduler all call these.
 Modules: `holds` (reserve, release, extend, commit), `orders` (confirm, cancel), `expiry`
 (overdue holds), `stock` (adjust, count, import), `products` (find, create, edit),
 `alerts`, `audit` (invariants, drift, repair), `staff` and `signin` (accounts, API clients,
-throttled sign-in), `jobs` and `housekeeping` (what the scheduler runs); underneath them
+throttled sign-in), `jobs`, `job_runs` and `housekeeping` (what the scheduler runs, each
+run recorded once per slot); underneath them
 `ledger` (every counter move), `owners`, `limits`, `actor`, `errors`, `transaction`.
 """
 from .actor import SYSTEM, Actor
