@@ -37,17 +37,13 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from . import api, cli, models, web  # noqa: F401  (models registers the tables)
-    from .scheduler import health
+    from . import api, cli, health, models, web  # noqa: F401  (models registers the tables)
 
     web.init_app(app)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # bearer tokens, not cookies: no CSRF exposure
     app.register_blueprint(health.bp)
-    cli.init_app(app)
-    from .scheduler import runner
-
-    runner.start_with_flask_run(app)  # `flask run` only; never under gunicorn
+    cli.init_app(app)  # with the scheduler's commands (and its in-process run under `flask run`)
     return app
 
 

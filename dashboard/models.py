@@ -271,11 +271,6 @@ class Reservation(db.Model):
             "ix_reservations_active_product_id", "product_id", "expires_at",
             postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'"),
         ),
-        Index(
-            "uq_reservations_idempotency_key", "idempotency_key", unique=True,
-            postgresql_where=text("idempotency_key IS NOT NULL"),
-            sqlite_where=text("idempotency_key IS NOT NULL"),
-        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -293,7 +288,6 @@ class Reservation(db.Model):
     ended_by_api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
     end_reason: Mapped[str | None] = mapped_column(Text)
     created_by_api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
 
     product: Mapped[Product] = relationship()
     cart: Mapped[Cart | None] = relationship()

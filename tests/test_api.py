@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from dashboard import services
-from dashboard.api.idempotency import prune_idempotency_keys, request_hash
+from dashboard.api.idempotency import request_hash
 from dashboard.extensions import db
 from dashboard.models import ApiClient, IdempotencyKey, Order, Reservation, StockMovement
 from dashboard.services import SYSTEM, Owner
+from dashboard.services.housekeeping import prune_idempotency_keys
 from api_helpers import Api
 from services_helpers import counters, make_cart, make_order
 from web_helpers import login, new_client

@@ -7,7 +7,7 @@ from conftest import test_config as config_for
 
 from dashboard import create_app
 from dashboard.extensions import db
-from dashboard.scheduler import jobs
+from dashboard.services import jobs
 
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 

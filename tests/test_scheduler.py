@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 from dashboard import create_app, services
 from dashboard.extensions import db
 from dashboard.models import JobRun, LoginAttempt, Reservation, StockMovement
-from dashboard.scheduler import jobs, runner
-from dashboard.services import Owner
+from dashboard.queries.jobs import next_run_at
+from dashboard.schedule import slot_start
+from dashboard.scheduler import runner
+from dashboard.services import Owner, jobs
 
 UTC = timezone.utc
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
@@ -45,7 +47,7 @@ def at(hour, minute, second=0, micro=0, tz=UTC):
     (at(13, 0, 1, tz=timezone(timedelta(hours=1))), 60, at(12, 0)),
 ])
 def test_slot_is_the_start_of_the_interval_holding_now(moment, seconds, slot):
-    assert jobs.slot_start(moment, seconds) == slot
+    assert slot_start(moment, seconds) == slot
 
 
 def test_expire_run_records_what_it_did(product_factory, now):
@@ -149,11 +151,11 @@ def test_a_long_expiry_stops_between_batches_when_the_scheduler_stops(
 
 
 def test_next_run_is_the_next_slot_while_a_scheduler_is_alive(now):
-    assert jobs.next_run_at("expire", now) is None  # no scheduler has ever beaten
+    assert next_run_at("expire", now) is None  # no scheduler has ever beaten
     jobs.beat(now)
-    assert jobs.next_run_at("expire", now + timedelta(seconds=1)) == now + timedelta(seconds=30)
-    assert jobs.next_run_at("reconcile", now + timedelta(seconds=1)) == now + timedelta(minutes=10)
-    assert jobs.next_run_at("expire", now + timedelta(seconds=91)) is None  # silent: down
+    assert next_run_at("expire", now + timedelta(seconds=1)) == now + timedelta(seconds=30)
+    assert next_run_at("reconcile", now + timedelta(seconds=1)) == now + timedelta(minutes=10)
+    assert next_run_at("expire", now + timedelta(seconds=91)) is None  # silent: down
 
 
 def test_alerts_run_evaluates_and_prunes_old_records(product_factory, now):

@@ -49,9 +49,8 @@ def _cases():
     def reserve(w, now, **kw):
         args = {"product": w.sku, "quantity": 1, "owner": SESSION, "ttl_seconds": None}
         args.update(kw)
-        key = args.pop("idempotency_key", None)
         return services.reserve(args["product"], args["quantity"], args["owner"],
-                                args["ttl_seconds"], now=now, idempotency_key=key)
+                                args["ttl_seconds"], now=now)
 
     for q in [0, -1, *HUGE, 10_001, *WRONG_TYPE]:
         add(f"reserve-quantity-{q!r:.20}", lambda w, now, q=q: reserve(w, now, quantity=q))
@@ -77,9 +76,6 @@ def _cases():
     }
     for name, owner in owners.items():
         add(f"reserve-owner-{name}", lambda w, now, o=owner: reserve(w, now, owner=o))
-    for key in ["x" * 256, 5, "", "a\x00b"]:
-        add(f"reserve-idempotency-key-{key!r:.12}",
-            lambda w, now, k=key: reserve(w, now, idempotency_key=k))
 
     for c in [0, -1, *HUGE, *WRONG_TYPE]:
         add(f"reserve-cart-{c!r:.20}",

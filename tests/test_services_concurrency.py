@@ -142,18 +142,6 @@ def test_the_same_release_sent_twice_has_one_effect(wide_app, is_postgres, produ
     assert services.check() == []
 
 
-def test_one_idempotency_key_in_many_threads_makes_one_hold(
-    wide_app, is_postgres, product_factory, now
-):
-    product = product_factory("ONCE", on_hand=10)
-    results = race(wide_app, 16 if is_postgres else 4, lambda i: services.reserve(
-        "ONCE", 2, SESSION, now=now, idempotency_key="retry-1").id)
-    assert _unexpected(results) == []
-    assert len(set(results)) == 1
-    assert counters(product.id) == (10, 2)
-    assert services.check() == []
-
-
 def test_adjustments_racing_holds_never_go_below_held(wide_app, threads, product_factory, now):
     product = product_factory("MIX", on_hand=30, threshold=5)
 

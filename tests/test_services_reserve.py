@@ -134,22 +134,6 @@ def test_holds_not_yet_due_are_not_expired_lazily(product_factory, now):
     assert ledger(product.id, "expire") == []
 
 
-def test_idempotency_key_returns_the_first_hold(product_factory, now):
-    product = product_factory(on_hand=5)
-    first = services.reserve(product.sku, 2, SESSION, now=now, idempotency_key="k-1")
-    again = services.reserve(product.sku, 2, SESSION, now=now, idempotency_key="k-1")
-    assert again.id == first.id
-    assert counters(product.id) == (5, 2)
-    assert len(ledger(product.id, "reserve")) == 1
-
-
-def test_idempotency_key_reused_for_another_hold_is_refused(product_factory, now):
-    product = product_factory(on_hand=5)
-    services.reserve(product.sku, 2, SESSION, now=now, idempotency_key="k-1")
-    with pytest.raises(InvalidInput, match="idempotency key"):
-        services.reserve(product.sku, 3, SESSION, now=now, idempotency_key="k-1")
-
-
 def test_reserve_with_cart_and_order_owners(product_factory, now):
     product = product_factory(on_hand=5)
     cart_id = make_cart(now, {product.id: 1})

@@ -13,23 +13,24 @@ Stored: every answer the call produced, successes and refusals alike (an insuffi
 409 is replayed as it was, like Stripe does). Not stored, so the key stays free: requests
 refused before the work starts (401, 400 malformed JSON, 413, 415, 422 body validation).
 An unexpected error deletes the row so the retry runs again. Keys are kept for
-`KEEP_FOR`; the scheduler calls `prune_idempotency_keys` to delete older ones.
+`KEEP_FOR`; the alerts job deletes older ones (`services.housekeeping`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import IdempotencyKey
+from ..services.housekeeping import KEEP_IDEMPOTENCY_KEYS as KEEP_FOR
+from ..services.transaction import transaction
 from .errors import ApiError
 
-KEEP_FOR = timedelta(hours=24)
 RETRY_AFTER_SECONDS = 1
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,17 @@ def request_hash(method: str, path: str, canonical_body: bytes) -> str:
 def claim(client_id: int, key: str, digest: str, now: datetime) -> int | tuple[dict, int]:
     """Own the key (returns the row id) or the stored answer to replay as (body, status)."""
     for _ in range(3):  # the owner may delete its row (it failed) between our two queries
-        row = IdempotencyKey(api_client_id=client_id, key=key, request_hash=digest,
-                             created_at=now)
-        db.session.add(row)
         try:
-            _commit_without_waiting_for_disk()
-            db.session.flush()
-            row_id = row.id  # read before commit expires it: saves a query
-            db.session.commit()
+            with transaction():
+                row = IdempotencyKey(api_client_id=client_id, key=key, request_hash=digest,
+                                     created_at=now)
+                db.session.add(row)
+                _commit_without_waiting_for_disk()
+                db.session.flush()
+                row_id = row.id  # read before commit expires it: saves a query
             return row_id
         except IntegrityError:
-            db.session.rollback()
+            pass  # another request owns the key (or owned it): look at what it stored
         earlier = db.session.execute(
             select(IdempotencyKey.request_hash, IdempotencyKey.status_code,
                    IdempotencyKey.response_body)
@@ -64,13 +65,15 @@ def claim(client_id: int, key: str, digest: str, now: datetime) -> int | tuple[d
             raise ApiError(422, "idempotency_key_reused",
                            "this Idempotency-Key was already used for a different request")
         if earlier.status_code is None:
-            raise ApiError(409, "idempotency_in_progress",
-                           "a request with this Idempotency-Key is still being answered",
-                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            raise _in_progress()
         return json.loads(earlier.response_body), earlier.status_code
-    raise ApiError(409, "idempotency_in_progress",
-                   "a request with this Idempotency-Key is still being answered",
-                   headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    raise _in_progress()
+
+
+def _in_progress() -> ApiError:
+    return ApiError(409, "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still being answered",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _commit_without_waiting_for_disk() -> None:
@@ -82,33 +85,20 @@ def _commit_without_waiting_for_disk() -> None:
 
 
 def store(row_id: int, body, status: int) -> None:
-    db.session.execute(
-        update(IdempotencyKey).where(IdempotencyKey.id == row_id)
-        .values(status_code=status, response_body=json.dumps(body))
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    with transaction():
+        db.session.execute(
+            update(IdempotencyKey).where(IdempotencyKey.id == row_id)
+            .values(status_code=status, response_body=json.dumps(body))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def forget(row_id: int) -> None:
     """Free the key after an unexpected error, so the client's retry runs the call again."""
     try:
-        db.session.rollback()
-        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
-        db.session.commit()
+        db.session.rollback()  # what the failed call left
+        with transaction():
+            db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
     except Exception:  # the original error is the one worth reporting
-        db.session.rollback()
         log.exception("could not free idempotency key row %s", row_id)
 
-
-def prune_idempotency_keys(now: datetime, keep_for: timedelta = KEEP_FOR) -> int:
-    """Delete keys older than `keep_for` (24 h); returns how many. One transaction."""
-    try:
-        deleted = db.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.created_at < now - keep_for)
-        ).rowcount
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return deleted

@@ -1,4 +1,5 @@
-"""Recent runs of each scheduled job, for the jobs page."""
+"""What pages read about the scheduled jobs: recent runs, next run, the scheduler's
+heartbeat, and the drift the latest reconcile found."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import JOB_NAMES, JobRun, StaffUser
-from ..scheduler.jobs import interval, last_heartbeat, next_run_at, silence_limit
+from ..models import JOB_NAMES, JobRun, SchedulerHeartbeat, StaffUser
+from ..schedule import interval, next_slot, silence_limit
 
 RECENT_RUNS = 10
 DESCRIPTIONS = {
@@ -47,6 +48,21 @@ class JobView:
     next_run: datetime | None
     runs: list[RunView]
     last_failure: RunView | None
+
+
+def last_heartbeat() -> SchedulerHeartbeat | None:
+    """The freshest heartbeat of any scheduler process."""
+    return db.session.scalars(
+        select(SchedulerHeartbeat).order_by(SchedulerHeartbeat.beat_at.desc()).limit(1)
+    ).first()
+
+
+def next_run_at(name: str, now: datetime) -> datetime | None:
+    """When the scheduler will next run `name`; None while no scheduler is alive."""
+    beat = last_heartbeat()
+    if beat is None or now - beat.beat_at > silence_limit():
+        return None
+    return next_slot(name, now)
 
 
 def _detail(text: str | None) -> dict:

@@ -1,1 +1,2 @@
-"""Scheduled jobs: hold expiry, alert evaluation, reconciliation (SPEC §8)."""
+"""The scheduler process (SPEC §8): APScheduler firing the jobs of `services.jobs` on
+aligned slots (`runner`), and its commands (`cli`). Nothing else imports this package."""

@@ -1,4 +1,5 @@
-"""CLI: `flask --app wsgi scheduler` (the dedicated process) and `jobs run NAME` (SPEC §10)."""
+"""CLI: `flask --app wsgi scheduler` (the dedicated process), `jobs run NAME` (SPEC §10),
+and the in-process scheduler of `flask run`."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import jobs, runner
+from ..services import jobs
+from . import runner
 
 
 @click.command("scheduler")
@@ -47,3 +49,4 @@ def jobs_run(name: str):
 def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler_command)
     app.cli.add_command(jobs_cli)
+    runner.start_with_flask_run(app)  # `flask run` only; never under gunicorn

@@ -3,7 +3,8 @@
 Both `flask --app wsgi scheduler` (production: one dedicated process) and the in-process
 scheduler of `flask run` (local development) are built here. Triggers are aligned to the
 epoch, so every process fires a job at the same slot boundaries; which one runs the slot
-is decided in the database (`jobs.run_scheduled`).
+is decided in the database (`services.jobs.run_scheduled`). The scheduler only calls
+services; nothing but this package's CLI imports it.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from flask import Flask
 from flask.helpers import get_debug_flag
 
 from ..extensions import db
-from . import jobs
+from ..schedule import EPOCH
+from ..services import jobs
+from ..services.job_runs import HOST, one_line
 
 log = logging.getLogger("stockroom.scheduler")
 
@@ -59,7 +62,7 @@ def heartbeat_seconds(app: Flask) -> int:
 
 
 def _every(seconds: int) -> IntervalTrigger:
-    return IntervalTrigger(seconds=seconds, start_date=jobs.EPOCH, timezone=timezone.utc)
+    return IntervalTrigger(seconds=seconds, start_date=EPOCH, timezone=timezone.utc)
 
 
 def _run(app: Flask, name: str) -> None:
@@ -75,7 +78,7 @@ def _beat(app: Flask) -> None:
         try:
             jobs.beat(datetime.now(timezone.utc))
         except Exception as error:
-            log.error("heartbeat not written: %s", jobs.one_line(error))
+            log.error("heartbeat not written: %s", one_line(error))
         finally:
             db.session.remove()
 
@@ -95,7 +98,7 @@ def serve(app: Flask) -> None:
     backend = db.engine.dialect.name
     log.info(
         "scheduler %s started: expire every %ss, alerts every %ss, reconcile every %ss (%s)",
-        jobs.HOST, app.config["EXPIRE_INTERVAL"], app.config["ALERTS_INTERVAL"],
+        HOST, app.config["EXPIRE_INTERVAL"], app.config["ALERTS_INTERVAL"],
         app.config["RECONCILE_INTERVAL"], backend,
     )
     if backend != "postgresql":
@@ -103,10 +106,10 @@ def serve(app: Flask) -> None:
     scheduler.start()
     while not jobs.stopping.is_set():
         time.sleep(0.2)
-    log.info("scheduler %s stopping: letting runs in progress finish", jobs.HOST)
+    log.info("scheduler %s stopping: letting runs in progress finish", HOST)
     scheduler.shutdown(wait=False)
     executor.shutdown(wait=True)
-    log.info("scheduler %s stopped", jobs.HOST)
+    log.info("scheduler %s stopped", HOST)
 
 
 def start_with_flask_run(app: Flask) -> BackgroundScheduler | None:

@@ -1,35 +1,24 @@
 """The service layer: the only code that changes stock (SPEC §3).
 
-Plain functions. Each public call is one transaction, takes the actor and `now` as
-arguments, never touches the web request, and raises a typed refusal from `errors`.
+Plain functions. Each public call is one transaction (`transaction`), takes the actor and
+`now` as arguments, never touches the web request, and raises a typed refusal from `errors`.
 Views, the API, the CLI and the scheduler all call these.
+
+Modules: `holds` (reserve, release, extend, commit), `orders` (confirm, cancel), `expiry`
+(overdue holds), `stock` (adjust, count, import), `products` (find, create, edit),
+`alerts`, `audit` (invariants, drift, repair), `staff` and `signin` (accounts, API clients,
+throttled sign-in), `jobs`, `job_runs` and `housekeeping` (what the scheduler runs, each
+run recorded once per slot); underneath them
+`ledger` (every counter move), `owners`, `limits`, `actor`, `errors`, `transaction`.
 """
 from .actor import SYSTEM, Actor
 from .alerts import AlertChanges, acknowledge, evaluate_alerts, level_of, resolve
 from .audit import Drift, check, reconcile, repair
-from .holds import (
-    ExpiryResult,
-    Owner,
-    ReleaseResult,
-    cancel_order,
-    commit,
-    confirm_order,
-    expire_due,
-    extend,
-    find_product,
-    release,
-    release_many,
-    reserve,
-    reserve_cart,
-)
-from .stock import (
-    ImportReport,
-    adjust,
-    count,
-    create_product,
-    import_counts,
-    update_product,
-)
+from .expiry import ExpiryResult, expire_due
+from .holds import ReleaseResult, commit, extend, release, release_many, reserve, reserve_cart
+from .orders import cancel_order, confirm_order
+from .owners import Owner
+from .products import create_product, find_product, update_product
 from .staff import (
     client_for_token,
     create_api_client,
@@ -41,6 +30,7 @@ from .staff import (
     set_staff_active,
     verify_password,
 )
+from .stock import ImportReport, adjust, count, import_counts
 
 __all__ = [
     "SYSTEM", "Actor", "AlertChanges", "Drift", "ExpiryResult", "ImportReport", "Owner",

@@ -6,7 +6,7 @@ product just changed by a service); keep them side by side.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Integer, any_, case, cast, func, literal, select, text, update
@@ -19,8 +19,8 @@ from ..extensions import db
 from ..models import Product, StockAlert
 from .actor import Actor
 from .errors import AlertWrongState, NotFound
-from .ledger import transaction
-from .limits import reason_text, whole_number
+from .limits import reason_text, require_whole_number
+from .transaction import transactional
 
 UNRESOLVED = ("open", "acknowledged")
 
@@ -120,6 +120,17 @@ def _among(column, ids: list[int]):
     return column.in_(ids)
 
 
+@dataclass
+class _Plan:
+    """Products whose alert state is wrong, sorted by the change each needs."""
+
+    resolve: list[int] = field(default_factory=list)  # recovered, or deactivated
+    unmute: list[int] = field(default_factory=list)  # back above the threshold: may alert again
+    escalate: list[int] = field(default_factory=list)  # LOW -> OUT
+    deescalate: list[int] = field(default_factory=list)  # OUT -> LOW
+    raise_: list[int] = field(default_factory=list)  # entered a state with no alert
+
+
 def evaluate_all(product_ids: list[int] | None, now: datetime) -> AlertChanges:
     """Set-based evaluation of many products (or all) inside the caller's transaction.
 
@@ -128,9 +139,13 @@ def evaluate_all(product_ids: list[int] | None, now: datetime) -> AlertChanges:
     then one statement per kind of change runs, only when it has products to change.
     Every service already evaluates the products it changes, so the set is usually small.
     """
-    changes = AlertChanges()
+    plan = _classify(product_ids)
+    return _apply(plan, now) if plan is not None else AlertChanges()
+
+
+def _classify(product_ids: list[int] | None) -> _Plan | None:
+    """The one pass over products and their unresolved alerts; None when all are right."""
     level = level_sql()
-    available = Product.on_hand - Product.reserved
     current = aliased(StockAlert)
     wrong = (
         (level.is_(None) & (current.kind.is_not(None) | Product.alert_muted))
@@ -149,21 +164,35 @@ def evaluate_all(product_ids: list[int] | None, now: datetime) -> AlertChanges:
         candidates = candidates.where(_among(Product.id, list(product_ids)))
     found = db.session.execute(candidates).all()
     if not found:
-        return changes
-    resolve = [pid for pid, want, kind, _ in found if want is None and kind is not None]
-    unmute = [pid for pid, want, _, muted in found if want is None and muted]
-    escalate = [pid for pid, want, kind, _ in found
-                if want == "OUT_OF_STOCK" and kind == "LOW_STOCK"]
-    deescalate = [pid for pid, want, kind, _ in found
-                  if want == "LOW_STOCK" and kind == "OUT_OF_STOCK"]
-    raise_ = [pid for pid, want, kind, muted in found
-              if want is not None and kind is None and not muted]
+        return None
+    plan = _Plan()
+    for pid, want, kind, muted in found:
+        if want is None:
+            if kind is not None:
+                plan.resolve.append(pid)
+            if muted:
+                plan.unmute.append(pid)
+        elif kind is None:
+            if not muted:
+                plan.raise_.append(pid)
+        elif want == "OUT_OF_STOCK" and kind == "LOW_STOCK":
+            plan.escalate.append(pid)
+        elif want == "LOW_STOCK" and kind == "OUT_OF_STOCK":
+            plan.deescalate.append(pid)
+    return plan
 
+
+def _apply(plan: _Plan, now: datetime) -> AlertChanges:
+    """One statement per kind of change the plan has products for. Each statement checks
+    the level again, so it changes only what is still wrong under the locks."""
+    changes = AlertChanges()
+    level = level_sql()
+    available = Product.on_hand - Product.reserved
     alert_level = select(level).where(Product.id == StockAlert.product_id).scalar_subquery()
     unresolved = StockAlert.status.in_(UNRESOLVED)
     no_sync = {"synchronize_session": False}
 
-    if resolve:  # recovered above the threshold, or deactivated
+    if plan.resolve:
         note = (
             select(
                 case(
@@ -180,40 +209,41 @@ def evaluate_all(product_ids: list[int] | None, now: datetime) -> AlertChanges:
         )
         changes.resolved = db.session.execute(
             update(StockAlert)
-            .where(unresolved, _among(StockAlert.product_id, resolve), alert_level.is_(None))
+            .where(unresolved, _among(StockAlert.product_id, plan.resolve),
+                   alert_level.is_(None))
             .values(status="resolved", resolved_at=now, resolved_by_id=None,
                     resolution_note=note)
             .execution_options(**no_sync)
         ).rowcount
-    if unmute:  # back above the threshold: may be alerted again
+    if plan.unmute:
         db.session.execute(
             update(Product)
-            .where(_among(Product.id, unmute), Product.alert_muted, level.is_(None))
+            .where(_among(Product.id, plan.unmute), Product.alert_muted, level.is_(None))
             .values(alert_muted=False)
             .execution_options(**no_sync)
         )
-    if escalate:  # LOW -> OUT, re-opened: a worse state needs fresh attention
+    if plan.escalate:  # re-opened: a worse state needs fresh attention
         changes.escalated = db.session.execute(
             update(StockAlert)
-            .where(unresolved, _among(StockAlert.product_id, escalate),
+            .where(unresolved, _among(StockAlert.product_id, plan.escalate),
                    StockAlert.kind == "LOW_STOCK", alert_level == "OUT_OF_STOCK")
             .values(kind="OUT_OF_STOCK", kind_changed_at=now, status="open")
             .execution_options(**no_sync)
         ).rowcount
-    if deescalate:
+    if plan.deescalate:
         changes.deescalated = db.session.execute(
             update(StockAlert)
-            .where(unresolved, _among(StockAlert.product_id, deescalate),
+            .where(unresolved, _among(StockAlert.product_id, plan.deescalate),
                    StockAlert.kind == "OUT_OF_STOCK", alert_level == "LOW_STOCK")
             .values(kind="LOW_STOCK", kind_changed_at=now)
             .execution_options(**no_sync)
         ).rowcount
-    if raise_:  # entered a state with no alert
+    if plan.raise_:
         changes.opened = _insert_alerts(
             select(
                 Product.id, level, db.literal("open"),
                 db.literal(now, type_=StockAlert.opened_at.type), available,
-            ).where(_among(Product.id, raise_), level.is_not(None), ~Product.alert_muted)
+            ).where(_among(Product.id, plan.raise_), level.is_not(None), ~Product.alert_muted)
         )
     return changes
 
@@ -234,7 +264,7 @@ def _insert_alerts(rows_select) -> int:
     return len(db.session.execute(statement).all())
 
 
-@transaction
+@transactional
 def evaluate_alerts(product_ids: list[int] | None = None, *, now: datetime) -> AlertChanges:
     """Evaluate alerts for the given products, or every product, as one transaction."""
     return evaluate_all(product_ids, now)
@@ -242,7 +272,7 @@ def evaluate_alerts(product_ids: list[int] | None = None, *, now: datetime) -> A
 
 def _unresolved_alert(alert_id: int) -> StockAlert:
     """The alert, locked after its product (lock order: products, then alerts)."""
-    alert_id = whole_number(alert_id, "alert_id", 1, 2**31 - 1)
+    alert_id = require_whole_number(alert_id, "alert_id", 1, 2**31 - 1)
     product_id = db.session.scalar(select(StockAlert.product_id).where(StockAlert.id == alert_id))
     if product_id is not None:
         db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update())
@@ -259,7 +289,7 @@ def _unresolved_alert(alert_id: int) -> StockAlert:
     return alert
 
 
-@transaction
+@transactional
 def acknowledge(alert_id: int, *, actor: Actor, now: datetime) -> StockAlert:
     """Mark an alert as someone-is-on-it. Acknowledging twice changes nothing."""
     alert = _unresolved_alert(alert_id)
@@ -269,7 +299,7 @@ def acknowledge(alert_id: int, *, actor: Actor, now: datetime) -> StockAlert:
     return alert
 
 
-@transaction
+@transactional
 def resolve(alert_id: int, *, actor: Actor, note: str, now: datetime) -> StockAlert:
     """Resolve by hand with a note; the product is not alerted again until it recovers."""
     note = reason_text(note, "note")

@@ -5,33 +5,15 @@ ledger can never disagree (I3), and every change names its actor and reason.
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Product, StockMovement
 from .actor import Actor
-
-
-def transaction(fn):
-    """Run a public service call as one transaction: commit on return, roll back on error."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            result = fn(*args, **kwargs)
-            db.session.commit()
-            return result
-        except BaseException:
-            db.session.rollback()
-            raise
-
-    return wrapper
 
 
 @dataclass
@@ -190,8 +172,3 @@ def _update_counters(ids: list[int], sums: dict[int, list[int]], now: datetime):
             for pid in ids
         ]
     return {pid: (on_hand, reserved) for pid, on_hand, reserved in rows}
-
-
-def is_constraint(error: IntegrityError, name: str) -> bool:
-    """Whether an IntegrityError came from the named constraint or index."""
-    return name in str(error.orig)

@@ -15,14 +15,18 @@ MAX_THRESHOLD = 1_000_000
 MAX_REASON = 500
 MAX_SESSION_KEY = 40
 MAX_CUSTOMER_ID = 2**63 - 1
-MAX_IDEMPOTENCY_KEY = 255
+# Ids are integer (products, carts, orders, alerts) or bigint (holds) columns.
+MAX_ID = 2**31 - 1
+MAX_HOLD_ID = 2**63 - 1
 
 # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() or the database refuse.
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
-def whole_number(value, field: str, low: int, high: int, label: str | None = None) -> int:
-    """An int in [low, high]; bools, floats and text are refused with a sentence, not a crash."""
+def require_whole_number(value, field: str, low: int, high: int,
+                         label: str | None = None) -> int:
+    """An int in [low, high], or InvalidInput: bools, floats and text are refused with a
+    sentence, not a crash."""
     label = label or field.replace("_", " ")
     if isinstance(value, bool) or not isinstance(value, int):
         text = value.strip() if isinstance(value, str) else ""
@@ -60,6 +64,6 @@ def ttl_seconds(value) -> int:
     config = current_app.config
     if value is None:
         return config["HOLD_TTL_DEFAULT"]
-    return whole_number(
+    return require_whole_number(
         value, "ttl_seconds", config["HOLD_TTL_MIN"], config["HOLD_TTL_MAX"], "ttl_seconds"
     )

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import ROLES, ApiClient, StaffUser
 from .errors import Conflict, InvalidInput, NotFound
-from .ledger import transaction
+from .transaction import transactional
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verifying against this keeps unknown-email sign-ins as slow as wrong-password ones.
@@ -52,7 +52,7 @@ def _staff(staff_id: int) -> StaffUser:
     return user
 
 
-@transaction
+@transactional
 def create_staff(email: str, *, role: str, password: str, name: str | None = None,
                  now: datetime) -> StaffUser:
     email = _email(email)
@@ -64,8 +64,7 @@ def create_staff(email: str, *, role: str, password: str, name: str | None = Non
     db.session.add(user)
     try:
         db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    except IntegrityError:  # @transactional rolls back
         raise Conflict(f"{email} already has an account") from None
     return user
 
@@ -83,14 +82,14 @@ def verify_password(email: str, password: str) -> StaffUser | None:
     return user
 
 
-@transaction
+@transactional
 def record_sign_in(staff_id: int, *, ip: str | None, now: datetime) -> StaffUser:
     user = _staff(staff_id)
     user.last_login_at, user.last_login_ip = now, (ip or "")[:45] or None
     return user
 
 
-@transaction
+@transactional
 def set_role(staff_id: int, role: str) -> StaffUser:
     user = _staff(staff_id)
     user.role = _role(role)
@@ -98,7 +97,7 @@ def set_role(staff_id: int, role: str) -> StaffUser:
     return user
 
 
-@transaction
+@transactional
 def set_staff_active(staff_id: int, active: bool) -> StaffUser:
     user = _staff(staff_id)
     user.is_active = bool(active)
@@ -106,7 +105,7 @@ def set_staff_active(staff_id: int, active: bool) -> StaffUser:
     return user
 
 
-@transaction
+@transactional
 def reset_password(staff_id: int, password: str) -> StaffUser:
     user = _staff(staff_id)
     user.password_hash = _hasher.hash(_password(password))
@@ -118,7 +117,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@transaction
+@transactional
 def create_api_client(name: str, *, now: datetime) -> tuple[ApiClient, str]:
     """A new client and its token; the token is returned once and only its hash is kept."""
     name = name.strip() if isinstance(name, str) else ""
@@ -132,8 +131,7 @@ def create_api_client(name: str, *, now: datetime) -> tuple[ApiClient, str]:
     db.session.add(client)
     try:
         db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    except IntegrityError:  # @transactional rolls back
         raise Conflict(f"an API client named {name} already exists") from None
     return client, token
 
@@ -148,7 +146,7 @@ def client_for_token(token: str) -> ApiClient | None:
     return client if client is not None and client.is_active else None
 
 
-@transaction
+@transactional
 def set_api_client_active(client_id: int, active: bool) -> ApiClient:
     client = db.session.get(ApiClient, client_id)
     if client is None:

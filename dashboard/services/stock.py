@@ -1,23 +1,22 @@
-"""Stock corrections by staff: adjust, count, CSV import, and product settings."""
+"""Stock corrections by staff: adjust, count and CSV import of counts."""
 from __future__ import annotations
 
 import csv
 import io
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Product
 from . import limits
 from .actor import Actor
 from .alerts import evaluate_all, evaluate_product
-from .errors import BelowHeld, Conflict, ImportRejected, InvalidInput, StaleCount
-from .holds import find_product
-from .ledger import Move, apply_deltas, lock_products, record, transaction
+from .errors import BelowHeld, ImportRejected, InvalidInput, StaleCount
+from .ledger import Move, apply_deltas, lock_products, record
+from .products import find_product, fresh_product
+from .transaction import transactional
 
 
 def _held_refusal(product: Product, wanted_on_hand: int) -> BelowHeld:
@@ -43,13 +42,13 @@ _RETURNING = (
 )
 
 
-@transaction
+@transactional
 def adjust(
     product: Product | str | int, delta: int, *, reason: str, actor: Actor, now: datetime,
     kind: str = "adjust",
 ) -> Product:
     """Add or remove units (a delivery, damage, a found box); never below the held units."""
-    delta = limits.whole_number(delta, "delta", -limits.MAX_ADJUST, limits.MAX_ADJUST)
+    delta = limits.require_whole_number(delta, "delta", -limits.MAX_ADJUST, limits.MAX_ADJUST)
     if delta == 0:
         raise InvalidInput("delta must not be 0", field="delta")
     if kind not in ("adjust", "receive") or (kind == "receive" and delta < 0):
@@ -68,7 +67,7 @@ def adjust(
         .execution_options(synchronize_session=False)
     ).first()
     if row is None:
-        current = _fresh(found.id)
+        current = fresh_product(found.id)
         if current.on_hand + delta > limits.MAX_STOCK:
             raise InvalidInput(
                 f"on hand would exceed {limits.MAX_STOCK:,}", field="delta"
@@ -80,17 +79,17 @@ def adjust(
         actor, now,
     )
     _after_change(found.id, row, now)
-    return _fresh(found.id)
+    return fresh_product(found.id)
 
 
-@transaction
+@transactional
 def count(
     product: Product | str | int, counted: int, expected: int, *, actor: Actor, now: datetime,
     note: str | None = None,
 ) -> Product:
     """Set on_hand to a physical count, if on_hand is still what the counter saw (`expected`)."""
-    counted = limits.whole_number(counted, "counted", 0, limits.MAX_STOCK)
-    expected = limits.whole_number(expected, "expected", 0, limits.MAX_STOCK)
+    counted = limits.require_whole_number(counted, "counted", 0, limits.MAX_STOCK)
+    expected = limits.require_whole_number(expected, "expected", 0, limits.MAX_STOCK)
     note = limits.reason_text(note, "note", required=False)
     found = find_product(product)
     row = db.session.execute(
@@ -101,7 +100,7 @@ def count(
         .execution_options(synchronize_session=False)
     ).first()
     if row is None:
-        current = _fresh(found.id)
+        current = fresh_product(found.id)
         if current.on_hand != expected:
             raise StaleCount(
                 f"stock changed since you loaded this page: on hand is now {current.on_hand},"
@@ -115,14 +114,7 @@ def count(
         actor, now,
     )
     _after_change(found.id, row, now)
-    return _fresh(found.id)
-
-
-def _fresh(product_id: int) -> Product:
-    return db.session.scalars(
-        select(Product).where(Product.id == product_id)
-        .execution_options(populate_existing=True)
-    ).one()
+    return fresh_product(found.id)
 
 
 @dataclass
@@ -191,7 +183,7 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
         if row.error:
             continue
         try:
-            number = limits.whole_number(
+            number = limits.require_whole_number(
                 value, mode, 0 if mode == "on_hand" else -limits.MAX_ADJUST,
                 limits.MAX_STOCK if mode == "on_hand" else limits.MAX_ADJUST,
             )
@@ -219,7 +211,7 @@ def _products_by_sku(skus: list[str], lock: bool) -> dict[str, Product]:
     return {p.sku: p for p in found}
 
 
-@transaction
+@transactional
 def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False) -> ImportReport:
     """Dry run (default) reports every row; with apply, all rows change in one transaction.
 
@@ -252,82 +244,3 @@ def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False
     evaluate_all(touched, now)
     report.applied = True
     return report
-
-
-@transaction
-def update_product(
-    product: Product | str | int, *, actor: Actor, now: datetime,
-    low_stock_threshold: int | None = None, is_active: bool | None = None,
-    name: str | None = None, price=None,
-) -> Product:
-    """Edit product settings (not stock); alerts are re-evaluated for the new threshold."""
-    found = find_product(product)
-    values: dict = {}
-    if low_stock_threshold is not None:
-        values["low_stock_threshold"] = limits.whole_number(
-            low_stock_threshold, "low_stock_threshold", 0, limits.MAX_THRESHOLD, "threshold"
-        )
-    if is_active is not None:
-        if not isinstance(is_active, bool):
-            raise InvalidInput("active must be yes or no", field="is_active")
-        values["is_active"] = is_active
-    if name is not None:
-        values["name"] = _product_name(name)
-    if price is not None:
-        values["price"] = _price(price)
-    if not values:
-        return found
-    lock_products([found.id])
-    db.session.execute(
-        update(Product).where(Product.id == found.id).values(updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    evaluate_all([found.id], now)
-    return _fresh(found.id)
-
-
-@transaction
-def create_product(
-    sku: str, name: str, *, actor: Actor, now: datetime, price="0", on_hand: int = 0,
-    low_stock_threshold: int = 10,
-) -> Product:
-    """A new product; opening stock is a ledger 'receive' like any other."""
-    sku = (sku or "").strip() if isinstance(sku, str) else ""
-    if not sku or len(sku) > 100:
-        raise InvalidInput("SKU must be 1 to 100 characters", field="sku")
-    limits.no_nul(sku, "SKU")
-    product = Product(
-        sku=sku, name=_product_name(name), price=_price(price), on_hand=0, reserved=0,
-        low_stock_threshold=limits.whole_number(
-            low_stock_threshold, "low_stock_threshold", 0, limits.MAX_THRESHOLD, "threshold"),
-        is_active=True, created_at=now, updated_at=now,
-    )
-    on_hand = limits.whole_number(on_hand, "on_hand", 0, limits.MAX_STOCK)
-    db.session.add(product)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(f"a product with SKU {sku} already exists")
-    if on_hand:
-        apply_deltas([Move(product.id, "receive", on_hand_delta=on_hand, reason="opening stock")],
-                     actor, now)
-    evaluate_all([product.id], now)
-    return _fresh(product.id)
-
-
-def _product_name(name) -> str:
-    name = name.strip() if isinstance(name, str) else ""
-    if not name or len(name) > 200:
-        raise InvalidInput("name must be 1 to 200 characters", field="name")
-    return limits.no_nul(name, "name")
-
-
-def _price(value) -> Decimal:
-    try:
-        price = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise InvalidInput("price must be a number like 12.50", field="price") from None
-    if not price.is_finite() or price < 0 or price >= Decimal("100000000"):
-        raise InvalidInput("price must be between 0 and 99,999,999.99", field="price")
-    return price.quantize(Decimal("0.01"))

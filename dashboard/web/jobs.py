@@ -10,8 +10,8 @@ from flask_login import current_user, login_required
 from .. import services
 from ..models import JOB_NAMES
 from ..queries.jobs import all_jobs, job_view, latest_drift, scheduler_state
-from ..scheduler.jobs import run_job
 from ..services.errors import InvalidInput
+from ..services.jobs import run_job
 from .access import require
 from .forms import ReasonForm
 from .htmx import is_htmx, page, toast, trigger

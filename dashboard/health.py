@@ -13,8 +13,10 @@ from datetime import datetime, timezone
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from ..extensions import db
-from . import jobs
+from .extensions import db
+from .queries.jobs import last_heartbeat
+from .schedule import silence_limit
+from .services.job_runs import one_line
 
 bp = Blueprint("health", __name__)
 
@@ -25,9 +27,9 @@ def healthz():
     database = _database()
     if database is not None:
         return _answer(503, database=database, reason=database)
-    beat = jobs.last_heartbeat()
+    beat = last_heartbeat()
     db.session.rollback()
-    limit = jobs.silence_limit().total_seconds()
+    limit = silence_limit().total_seconds()
     if beat is None:
         return _answer(503, database="ok", scheduler=None, reason="scheduler never seen")
     age = round((now - beat.beat_at).total_seconds(), 1)
@@ -55,7 +57,7 @@ def _database() -> str | None:
         return None
     except Exception as error:
         db.session.rollback()
-        return f"database unreachable: {jobs.one_line(error)}"
+        return f"database unreachable: {one_line(error)}"
 
 
 def _answer(status: int, **body):

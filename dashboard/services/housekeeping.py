@@ -1,0 +1,53 @@
+"""Deleting records nobody needs any more (the alerts job runs this after each evaluation).
+
+How long each kind is kept: finished job runs two weeks, failed sign-ins a day (or the
+throttling window, if longer), heartbeats of schedulers silent for a day, and the API's
+Idempotency-Key answers 24 hours (the promise the OpenAPI document makes to storefronts).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete
+
+from ..extensions import db
+from ..models import IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat
+from .transaction import transactional
+
+KEEP_JOB_RUNS = timedelta(days=14)
+KEEP_LOGIN_ATTEMPTS = timedelta(days=1)
+KEEP_SILENT_HEARTBEATS = timedelta(days=1)
+KEEP_IDEMPOTENCY_KEYS = timedelta(hours=24)
+
+
+@transactional
+def _prune_records(now: datetime) -> dict[str, int]:
+    window = timedelta(seconds=current_app.config["LOGIN_WINDOW_SECONDS"])
+    return {
+        "job_runs": db.session.execute(
+            delete(JobRun).where(JobRun.started_at < now - KEEP_JOB_RUNS,
+                                 JobRun.status != "running")
+        ).rowcount,
+        "login_attempts": db.session.execute(
+            delete(LoginAttempt).where(
+                LoginAttempt.attempted_at < now - max(KEEP_LOGIN_ATTEMPTS, window))
+        ).rowcount,
+        "heartbeats": db.session.execute(
+            delete(SchedulerHeartbeat).where(
+                SchedulerHeartbeat.beat_at < now - KEEP_SILENT_HEARTBEATS)
+        ).rowcount,
+    }
+
+
+@transactional
+def prune_idempotency_keys(now: datetime, keep_for: timedelta = KEEP_IDEMPOTENCY_KEYS) -> int:
+    """Delete API idempotency keys older than `keep_for`; returns how many."""
+    return db.session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < now - keep_for)
+    ).rowcount
+
+
+def prune(now: datetime) -> dict[str, int]:
+    """Delete what has outlived its use, in two short transactions; how many of each."""
+    return {**_prune_records(now), "idempotency_keys": prune_idempotency_keys(now)}
