@@ -23,7 +23,7 @@ from .staff import (
     client_for_token,
     create_api_client,
     create_staff,
-    record_sign_in,
+    record_api_client_use,
     reset_password,
     set_api_client_active,
     set_role,
@@ -37,7 +37,7 @@ __all__ = [
     "ReleaseResult", "acknowledge", "adjust", "cancel_order", "check", "client_for_token",
     "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",
     "evaluate_alerts", "expire_due", "extend", "find_product", "import_counts",
-    "level_of", "reconcile", "record_sign_in", "release", "release_many", "repair",
+    "level_of", "reconcile", "record_api_client_use", "release", "release_many", "repair",
     "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active",
     "set_role", "set_staff_active", "update_product", "verify_password",
 ]
