@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from .config import Config, database_url, instance_secret_key
+from .config import Config, database_url, from_environment, instance_secret_key
 from .extensions import csrf, db, login_manager, migrate
 
 
@@ -16,6 +16,7 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder="../static",
     )
     app.config.from_object(Config)
+    app.config.update(from_environment())  # ConfigError names a bad variable
     os.makedirs(app.instance_path, exist_ok=True)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.instance_path)
     if config:
@@ -26,7 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = secure
     _configure_engine(app)
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
+        level=app.config["LOG_LEVEL"],
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
 

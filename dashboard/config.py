@@ -1,22 +1,101 @@
-"""Configuration read from the environment, in one place."""
+"""Configuration: every environment variable Stockroom reads, parsed and checked here.
+
+`from_environment()` reads them all when the app is made (not at import), each within its
+bounds; a bad value stops the start with a ConfigError that names the variable and says
+what it accepts. `Config` holds the settings that never come from the environment.
+"""
+from __future__ import annotations
+
 import os
+import re
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DAY = 24 * 60 * 60
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 
 
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+class ConfigError(Exception):
+    """An environment variable with a value Stockroom cannot use."""
 
 
-def database_url(instance_path: str) -> str:
+class Config:
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    # "Keep me signed in" lasts two weeks, not Flask-Login's default year.
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
+    WTF_CSRF_TIME_LIMIT = 8 * 60 * 60
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict:
+    """The settings read from the environment (os.environ unless given), checked."""
+    env = os.environ if environ is None else environ
+    settings = {
+        # None: a random key is made once per installation and kept in instance/secret_key.
+        "SECRET_KEY": env["SECRET_KEY"] if _given(env, "SECRET_KEY") else None,
+        # Holds: default and bounds of a hold's time to live, and the extension cap.
+        "HOLD_TTL_DEFAULT": _whole(env, "HOLD_TTL_DEFAULT", 15 * 60, 1, 30 * DAY),
+        "HOLD_TTL_MIN": _whole(env, "HOLD_TTL_MIN", 60, 1, 30 * DAY),
+        "HOLD_TTL_MAX": _whole(env, "HOLD_TTL_MAX", DAY, 1, 30 * DAY),
+        # A hold may never be extended to more than this many seconds after it was made.
+        "HOLD_EXTEND_CAP": _whole(env, "HOLD_EXTEND_CAP", 2 * 60 * 60, 1, 30 * DAY),
+        # A hold older than this multiple of the default TTL counts as stuck.
+        "STUCK_TTL_MULTIPLE": _whole(env, "STUCK_TTL_MULTIPLE", 4, 1, 1000),
+        # Scheduler intervals in seconds (SPEC §8), and holds per expiry batch.
+        "EXPIRE_INTERVAL": _whole(env, "EXPIRE_INTERVAL", 30, 1, DAY),
+        "ALERTS_INTERVAL": _whole(env, "ALERTS_INTERVAL", 60, 1, DAY),
+        "RECONCILE_INTERVAL": _whole(env, "RECONCILE_INTERVAL", 600, 1, DAY),
+        "EXPIRE_BATCH": _whole(env, "EXPIRE_BATCH", 2000, 1, 1_000_000),
+        # Sign-in throttling, per account and per address.
+        "LOGIN_MAX_FAILURES": _whole(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+        "LOGIN_WINDOW_SECONDS": _whole(env, "LOGIN_WINDOW_SECONDS", 15 * 60, 1, 30 * DAY),
+        # Cookies only over HTTPS unless COOKIE_SECURE=0 (the local `make run` over plain HTTP).
+        "COOKIE_SECURE": _flag(env, "COOKIE_SECURE", True),
+        "DISPLAY_TIMEZONE": _time_zone(env, "DISPLAY_TIMEZONE", "UTC"),
+        "LOG_LEVEL": _log_level(env, "LOG_LEVEL", "INFO"),
+    }
+    if not settings["HOLD_TTL_MIN"] <= settings["HOLD_TTL_DEFAULT"] <= settings["HOLD_TTL_MAX"]:
+        raise ConfigError(
+            f"HOLD_TTL_DEFAULT ({settings['HOLD_TTL_DEFAULT']}) must lie between"
+            f" HOLD_TTL_MIN ({settings['HOLD_TTL_MIN']}) and HOLD_TTL_MAX"
+            f" ({settings['HOLD_TTL_MAX']})"
+        )
+    return settings
+
+
+def inprocess_scheduler(environ: Mapping[str, str] | None = None) -> bool:
+    """STOCKROOM_INPROCESS_SCHEDULER: whether `flask run` runs the jobs in its process."""
+    return _flag(os.environ if environ is None else environ, "STOCKROOM_INPROCESS_SCHEDULER",
+                 True)
+
+
+def database_url(instance_path: str, environ: Mapping[str, str] | None = None) -> str:
     """DATABASE_URL, normalised to psycopg 3; a SQLite file under instance/ when unset."""
-    url = os.environ.get("DATABASE_URL", "").strip()
+    env = os.environ if environ is None else environ
+    url = env.get("DATABASE_URL", "").strip()
     if not url:
         return "sqlite:///" + str(Path(instance_path) / "stockroom.sqlite3")
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            url = "postgresql+psycopg://" + url[len(prefix):]
+            break
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL must be a database URL such as postgresql://user@host/db"
+        ) from None
     return url
 
 
@@ -42,37 +121,46 @@ def instance_secret_key(instance_path: str) -> str:
     return path.read_text().strip()
 
 
-class Config:
-    # None: a random key is made once per installation and kept in instance/secret_key.
-    SECRET_KEY = os.environ.get("SECRET_KEY") or None
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+def _given(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's value, or None when it is unset or blank (the default applies)."""
+    value = env.get(name, "").strip()
+    return value or None
 
-    # Holds: default and bounds of a hold's time to live, and the extension cap.
-    HOLD_TTL_DEFAULT = _int("HOLD_TTL_DEFAULT", 15 * 60)
-    HOLD_TTL_MIN = _int("HOLD_TTL_MIN", 60)
-    HOLD_TTL_MAX = _int("HOLD_TTL_MAX", 24 * 60 * 60)
-    # A hold may never be extended to more than this many seconds after it was made.
-    HOLD_EXTEND_CAP = _int("HOLD_EXTEND_CAP", 2 * 60 * 60)
-    # A hold older than this multiple of the default TTL counts as stuck.
-    STUCK_TTL_MULTIPLE = _int("STUCK_TTL_MULTIPLE", 4)
 
-    # Scheduler intervals in seconds (SPEC §8).
-    EXPIRE_INTERVAL = _int("EXPIRE_INTERVAL", 30)
-    ALERTS_INTERVAL = _int("ALERTS_INTERVAL", 60)
-    RECONCILE_INTERVAL = _int("RECONCILE_INTERVAL", 600)
-    EXPIRE_BATCH = _int("EXPIRE_BATCH", 2000)
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _given(env, name)
+    if value is None:
+        return default
+    if not _WHOLE_NUMBER.fullmatch(value) or not low <= int(value) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low:,} to {high:,};"
+                          f" it is {value[:40]!r}")
+    return int(value)
 
-    # Sign-in throttling.
-    LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
-    LOGIN_WINDOW_SECONDS = _int("LOGIN_WINDOW_SECONDS", 15 * 60)
 
-    # Cookies only over HTTPS unless COOKIE_SECURE=0 (the local `make run` over plain HTTP).
-    COOKIE_SECURE = os.environ.get("COOKIE_SECURE", "1") != "0"
-    SESSION_COOKIE_HTTPONLY = True
-    SESSION_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SAMESITE = "Lax"
-    # "Keep me signed in" lasts two weeks, not Flask-Login's default year.
-    REMEMBER_COOKIE_DURATION = timedelta(days=14)
-    WTF_CSRF_TIME_LIMIT = 8 * 60 * 60
-    DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "UTC")
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _given(env, name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (or true/false, yes/no, on/off);"
+                      f" it is {value[:40]!r}")
+
+
+def _time_zone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _given(env, name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"{name} must be a time zone name such as UTC or Europe/Berlin;"
+                          f" it is {value[:40]!r}") from None
+    return value
+
+
+def _log_level(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (_given(env, name) or default).upper()
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}; it is {value[:40]!r}")
+    return value

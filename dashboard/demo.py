@@ -7,6 +7,7 @@ few stuck ones of each kind, and open, acknowledged and resolved alerts.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from .extensions import db
 from .models import Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert
 from .services import Actor, Owner
 from .services.errors import StockroomError
+from .services.transaction import transaction
 
 DEMO_PASSWORD = "stockroom-demo"
 STAFF = [
@@ -27,6 +29,7 @@ STAFF = [
     ("viewer@stockroom.example", "viewer", "Vic Viewer"),
 ]
 
+PRICES = [9, 12, 15, 19, 24, 29, 39, 49, 65, 89, 120]
 DEPARTMENTS = {
     "APP": ("Apparel", ["Merino Crew Socks", "Organic Cotton Tee", "Linen Overshirt",
                         "Quilted Vest", "Rain Shell Jacket", "Wool Beanie", "Chino Shorts",
@@ -78,12 +81,12 @@ def has_data() -> bool:
 def reset_all() -> None:
     """Empty every table (the demo's --reset)."""
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    else:
-        for table in tables:
-            db.session.execute(text(f"DELETE FROM {table}"))
-    db.session.commit()
+    with transaction():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                db.session.execute(text(f"DELETE FROM {table}"))
 
 
 def _catalogue(rng: random.Random) -> list[dict]:
@@ -92,26 +95,70 @@ def _catalogue(rng: random.Random) -> list[dict]:
         for n, base in enumerate(names, start=1):
             for colour in colours:
                 for size in sizes:
-                    sku = f"{code}-{100 + n:03d}-{colour[:4].upper()}" + (f"-{size[:2].upper()}" if size else "")
+                    sku = (f"{code}-{100 + n:03d}-{colour[:4].upper()}"
+                           + (f"-{size[:2].upper()}" if size else ""))
                     name = f"{base} — {colour}" + (f", {size}" if size else "")
-                    price = Decimal(rng.choice([9, 12, 15, 19, 24, 29, 39, 49, 65, 89, 120])) - Decimal("0.05")
+                    price = Decimal(rng.choice(PRICES)) - Decimal("0.05")
                     items.append({"sku": sku, "name": name, "price": price})
     rng.shuffle(items)
     return items[:500]
 
 
+@dataclass
+class _Shop:
+    """What the demo's steps share: the clock, the dice, who acts, and what was made."""
+
+    rng: random.Random
+    now: datetime
+    start: datetime  # two weeks before now: when the shop opened
+    merch: Actor
+    support: Actor
+    manager: Actor
+    storefront: Actor
+    products: list[Product] = field(default_factory=list)
+    sellable: list[Product] = field(default_factory=list)
+    carts: list[Cart] = field(default_factory=list)
+
+
 def load(now: datetime, seed: int = 7) -> str:
-    rng = random.Random(seed)
+    """Fill an empty database with the demo shop, step by step as a fortnight of trading
+    would; returns what was loaded and the storefront's API token (shown once)."""
+    shop, token = _open_shop(random.Random(seed), now)
+    selling_down = _stock_the_catalogue(shop)
+    _sell_down(shop, selling_down)
+    _keep_stock_history(shop, sold_down={product.id for product, _ in selling_down})
+    shop.sellable = [p for p in shop.products if p.on_hand > 25]
+    _fill_carts(shop)
+    _take_orders(shop)
+    _leave_stuck_holds(shop)
+    _work_alerts_and_holds(shop)
+    counts = {
+        "products": db.session.scalar(select(func.count()).select_from(Product)),
+        "open alerts": db.session.scalar(
+            select(func.count()).select_from(StockAlert).where(StockAlert.status != "resolved")),
+    }
+    return (
+        "Demo shop loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".\n"
+        f"Storefront API token for 'Demo storefront' (shown once): {token}"
+    )
+
+
+def _open_shop(rng: random.Random, now: datetime) -> tuple[_Shop, str]:
+    """The staff (one of each role) and the storefront's API client."""
     start = now - timedelta(days=14)
     for email, role, name in STAFF:
         services.create_staff(email, role=role, password=DEMO_PASSWORD, name=name, now=start)
     staff = {role: db.session.scalars(select(StaffUser).where(StaffUser.email == email)).one()
              for email, role, _ in STAFF}
-    merch, support, manager = (Actor.staff(staff[r]) for r in ("merchandiser", "support", "manager"))
     client, token = services.create_api_client("Demo storefront", now=start)
-    storefront = Actor.api(client)
+    shop = _Shop(rng, now, start, *(Actor.staff(staff[r]) for r in
+                                     ("merchandiser", "support", "manager")), Actor.api(client))
+    return shop, token
 
-    products, selling_down = [], []
+
+def _stock_the_catalogue(shop: _Shop) -> list[tuple[Product, int]]:
+    """About 500 products at a spread of levels; returns those to sell down, and how far."""
+    rng, selling_down = shop.rng, []
     for i, item in enumerate(_catalogue(rng)):
         roll = rng.random()
         threshold = rng.choice([5, 8, 10, 12, 15, 20])
@@ -124,15 +171,19 @@ def load(now: datetime, seed: int = 7) -> str:
         # alerts open at different times, through the same holds and commits a shop makes.
         to_sell = threshold + rng.randint(3, 20) if on_hand <= threshold else 0
         product = services.create_product(
-            item["sku"], item["name"], actor=merch, now=start + timedelta(minutes=i),
+            item["sku"], item["name"], actor=shop.merch, now=shop.start + timedelta(minutes=i),
             price=item["price"], on_hand=on_hand + to_sell, low_stock_threshold=threshold,
         )
-        products.append(product)
+        shop.products.append(product)
         if to_sell:
             selling_down.append((product, to_sell))
+    return selling_down
 
+
+def _sell_down(shop: _Shop, selling_down: list[tuple[Product, int]]) -> None:
+    rng, now = shop.rng, shop.now
     for product, to_sell in selling_down:
-        sold_at = start + timedelta(hours=rng.randint(6, 24))
+        sold_at = shop.start + timedelta(hours=rng.randint(6, 24))
         while to_sell:
             quantity = min(to_sell, rng.randint(1, 6))
             sold_at += timedelta(hours=rng.randint(4, 60))
@@ -140,14 +191,16 @@ def load(now: datetime, seed: int = 7) -> str:
                 sold_at = now - timedelta(minutes=rng.randint(61, 120))
             hold = services.reserve(product.id, quantity,
                                     Owner(customer_id=rng.randint(1000, 4999)),
-                                    ttl_seconds=15 * 60, actor=storefront, now=sold_at)
-            services.commit(hold.id, actor=storefront, now=sold_at + timedelta(minutes=3))
+                                    ttl_seconds=15 * 60, actor=shop.storefront, now=sold_at)
+            services.commit(hold.id, actor=shop.storefront, now=sold_at + timedelta(minutes=3))
             to_sell -= quantity
 
-    # Two weeks of history on a slice of the catalogue: deliveries, damage, counts.
-    sold_down = {product.id for product, _ in selling_down}
-    for product in rng.sample([p for p in products if p.id not in sold_down], 60):
-        when = start + timedelta(hours=12)
+
+def _keep_stock_history(shop: _Shop, sold_down: set[int]) -> None:
+    """Two weeks of history on a slice of the catalogue: deliveries, damage, counts."""
+    rng, now, merch = shop.rng, shop.now, shop.merch
+    for product in rng.sample([p for p in shop.products if p.id not in sold_down], 60):
+        when = shop.start + timedelta(hours=12)
         for _ in range(rng.randint(3, 7)):
             when += timedelta(hours=rng.randint(12, 40))
             if when > now - timedelta(hours=2):
@@ -156,8 +209,8 @@ def load(now: datetime, seed: int = 7) -> str:
             choice = rng.random()
             try:
                 if choice < 0.4:
-                    services.adjust(product.id, rng.randint(10, 60), reason="Delivery from supplier",
-                                    actor=merch, now=when, kind="receive")
+                    services.adjust(product.id, rng.randint(10, 60), actor=merch, now=when,
+                                    reason="Delivery from supplier", kind="receive")
                 elif choice < 0.7 and current.available > 3:
                     services.adjust(product.id, -rng.randint(1, 3), reason="Damaged in warehouse",
                                     actor=merch, now=when)
@@ -169,92 +222,103 @@ def load(now: datetime, seed: int = 7) -> str:
             except StockroomError:
                 pass
 
-    sellable = [p for p in products if p.on_hand > 25]
 
-    # Carts with holds expiring over the next 30 minutes, made by the storefront.
-    carts = []
-    for c in range(40):
-        cart = Cart(session_key=f"sess-{rng.getrandbits(64):016x}",
-                    customer_id=rng.choice([None, 5000 + c]), created_at=now, updated_at=now)
-        db.session.add(cart)
-        db.session.flush()
-        for product in rng.sample(sellable, rng.randint(1, 3)):
-            db.session.add(CartItem(cart_id=cart.id, product_id=product.id,
-                                    quantity=rng.randint(1, 3), added_at=now))
-        carts.append(cart)
-    db.session.commit()
-    for cart in carts[:30]:
+def _fill_carts(shop: _Shop) -> None:
+    """Carts with holds expiring over the next 30 minutes, made by the storefront."""
+    rng, now = shop.rng, shop.now
+    with transaction():
+        for c in range(40):
+            cart = Cart(session_key=f"sess-{rng.getrandbits(64):016x}",
+                        customer_id=rng.choice([None, 5000 + c]), created_at=now, updated_at=now)
+            db.session.add(cart)
+            db.session.flush()
+            for product in rng.sample(shop.sellable, rng.randint(1, 3)):
+                db.session.add(CartItem(cart_id=cart.id, product_id=product.id,
+                                        quantity=rng.randint(1, 3), added_at=now))
+            shop.carts.append(cart)
+    for cart in shop.carts[:30]:
         made = now - timedelta(minutes=rng.randint(0, 14))
         services.reserve_cart(cart.id, ttl_seconds=15 * 60 + rng.randint(0, 15 * 60),
-                              actor=storefront, now=made)
+                              actor=shop.storefront, now=made)
     for _ in range(25):
-        product = rng.choice(sellable)
+        product = rng.choice(shop.sellable)
         services.reserve(product.id, rng.randint(1, 2),
                          Owner(session_key=f"sess-{rng.getrandbits(64):016x}"),
-                         ttl_seconds=rng.randint(2, 30) * 60, actor=storefront,
+                         ttl_seconds=rng.randint(2, 30) * 60, actor=shop.storefront,
                          now=now - timedelta(seconds=rng.randint(0, 60)))
 
-    # Orders in every status.
-    def order_with_hold(customer: int) -> Order:
-        product = rng.choice(sellable)
-        qty = rng.randint(1, 2)
-        order = Order(customer_id=customer, status="pending", total=product.price * qty,
-                      created_at=now - timedelta(minutes=rng.randint(1, 50)), updated_at=now)
+
+def _pending_order(customer_id: int, product: Product, quantity: int, created_at: datetime,
+                   now: datetime) -> Order:
+    """An order as the storefront writes it (Stockroom only reads orders and holds for them)."""
+    with transaction():
+        order = Order(customer_id=customer_id, status="pending", total=product.price * quantity,
+                      created_at=created_at, updated_at=now)
         db.session.add(order)
         db.session.flush()
-        db.session.add(OrderItem(order_id=order.id, product_id=product.id, quantity=qty,
+        db.session.add(OrderItem(order_id=order.id, product_id=product.id, quantity=quantity,
                                  price=product.price))
-        db.session.commit()
-        services.reserve(product.id, qty, Owner(order_id=order.id, customer_id=customer),
-                         ttl_seconds=30 * 60, actor=storefront, now=order.created_at)
-        return order
+    return order
 
+
+def _set_order_status(order_id: int, status: str) -> None:
+    """A status change the storefront made without telling Stockroom (shipped, cancelled)."""
+    with transaction():
+        db.session.execute(update(Order).where(Order.id == order_id).values(status=status))
+
+
+def _take_orders(shop: _Shop) -> None:
+    """Orders in every status, each held first."""
+    rng, now = shop.rng, shop.now
     for n in range(36):
-        order = order_with_hold(7000 + n)
+        product = rng.choice(shop.sellable)
+        qty = rng.randint(1, 2)
+        order = _pending_order(7000 + n, product, qty,
+                               now - timedelta(minutes=rng.randint(1, 50)), now)
+        services.reserve(product.id, qty, Owner(order_id=order.id, customer_id=7000 + n),
+                         ttl_seconds=30 * 60, actor=shop.storefront, now=order.created_at)
         kind = n % 4
-        if kind == 1:
-            services.confirm_order(order.id, actor=storefront, now=now - timedelta(minutes=1))
-        elif kind == 2:
-            services.confirm_order(order.id, actor=storefront, now=now - timedelta(minutes=1))
-            db.session.execute(update(Order).where(Order.id == order.id).values(status="shipped"))
-            db.session.commit()
+        if kind in (1, 2):
+            services.confirm_order(order.id, actor=shop.storefront, now=now - timedelta(minutes=1))
+        if kind == 2:
+            _set_order_status(order.id, "shipped")
         elif kind == 3:
-            services.cancel_order(order.id, actor=storefront, now=now - timedelta(seconds=30),
+            services.cancel_order(order.id, actor=shop.storefront, now=now - timedelta(seconds=30),
                                   reason="customer changed their mind")
 
-    # Stuck holds, one of each kind the holds console explains.
-    stuck = rng.sample(sellable, 8)
+
+def _leave_stuck_holds(shop: _Shop) -> None:
+    """Stuck holds, one of each kind the holds console explains."""
+    rng, now, storefront = shop.rng, shop.now, shop.storefront
+    stuck = rng.sample(shop.sellable, 8)
     for product in stuck[:3]:  # overdue but not yet swept
         services.reserve(product.id, 1, Owner(session_key="abandoned-checkout"), ttl_seconds=300,
                          actor=storefront, now=now - timedelta(minutes=rng.randint(8, 25)))
     for product in stuck[3:5]:  # held for an order the storefront cancelled without releasing
-        order = Order(customer_id=8100, status="pending", total=product.price,
-                      created_at=now - timedelta(minutes=20), updated_at=now)
-        db.session.add(order)
-        db.session.flush()
-        db.session.add(OrderItem(order_id=order.id, product_id=product.id, quantity=1,
-                                 price=product.price))
-        db.session.commit()
+        order = _pending_order(8100, product, 1, now - timedelta(minutes=20), now)
         services.reserve(product.id, 1, Owner(order_id=order.id), ttl_seconds=45 * 60,
                          actor=storefront, now=now - timedelta(minutes=20))
-        db.session.execute(update(Order).where(Order.id == order.id).values(status="cancelled"))
-        db.session.commit()
-    for cart in carts[:2]:  # cart no longer holds the product
+        _set_order_status(order.id, "cancelled")
+    for cart in shop.carts[:2]:  # cart no longer holds the product
         first = cart.items[0]
-        db.session.execute(delete(CartItem).where(CartItem.id == first.id))
-        db.session.commit()
+        with transaction():
+            db.session.execute(delete(CartItem).where(CartItem.id == first.id))
     for product in stuck[5:8]:  # far older than the normal time to live
         services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=4 * 60 * 60,
                          actor=storefront, now=now - timedelta(hours=rng.randint(2, 3)))
 
-    # Alerts: every service call evaluated its product; acknowledge and resolve a few.
+
+def _work_alerts_and_holds(shop: _Shop) -> None:
+    """Every service call evaluated its product's alerts; a manager acknowledges and resolves
+    a few, and support releases two holds for a customer who called."""
+    now = shop.now
     open_alerts = db.session.scalars(
         select(StockAlert).where(StockAlert.status == "open").order_by(StockAlert.id)
     ).all()
     for alert in open_alerts[:3]:
-        services.acknowledge(alert.id, actor=manager, now=now - timedelta(minutes=30))
+        services.acknowledge(alert.id, actor=shop.manager, now=now - timedelta(minutes=30))
     if len(open_alerts) > 4:
-        services.resolve(open_alerts[4].id, actor=manager, now=now - timedelta(minutes=10),
+        services.resolve(open_alerts[4].id, actor=shop.manager, now=now - timedelta(minutes=10),
                          note="Discontinued colour; no reorder")
     released = db.session.scalars(
         select(Reservation.id).where(
@@ -263,14 +327,5 @@ def load(now: datetime, seed: int = 7) -> str:
         ).limit(2)
     ).all()
     if released:
-        services.release_many(released, actor=support, now=now,
+        services.release_many(released, actor=shop.support, now=now,
                               reason="Customer called: payment failed, freeing stock")
-    counts = {
-        "products": db.session.scalar(select(func.count()).select_from(Product)),
-        "open alerts": db.session.scalar(
-            select(func.count()).select_from(StockAlert).where(StockAlert.status != "resolved")),
-    }
-    return (
-        "Demo shop loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".\n"
-        f"Storefront API token for 'Demo storefront' (shown once): {token}"
-    )

@@ -12,8 +12,8 @@ same key came with another method, path or body.
 Stored: every answer the call produced, successes and refusals alike (an insufficient_stock
 409 is replayed as it was, like Stripe does). Not stored, so the key stays free: requests
 refused before the work starts (401, 400 malformed JSON, 413, 415, 422 body validation).
-An unexpected error deletes the row so the retry runs again. Keys are kept for
-`KEEP_FOR`; the alerts job deletes older ones (`services.housekeeping`).
+An unexpected error deletes the row so the retry runs again. Keys are kept for 24 hours;
+the alerts job deletes older ones (`services.housekeeping.KEEP_IDEMPOTENCY_KEYS`).
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import IdempotencyKey
-from ..services.housekeeping import KEEP_IDEMPOTENCY_KEYS as KEEP_FOR
 from ..services.transaction import transaction
 from .errors import ApiError
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import current_app, jsonify
 
 from ..models import HOLD_STATUSES, ORDER_STATUSES
-from . import bp, idempotency, schemas
+from ..services.housekeeping import KEEP_IDEMPOTENCY_KEYS
+from . import bp, schemas
 from .body import MAX_BODY_BYTES
 
 ERROR_CODES = [
@@ -36,7 +37,7 @@ effect; this includes refusals such as 409 `insufficient_stock`. Requests refuse
 work (400, 401, 413, 415, and 422 `invalid` from body validation) do not use up the key.
 The same key with another path or body: 422 `idempotency_key_reused`. While the first
 request is still running: 409 `idempotency_in_progress` with `Retry-After`. Keys are
-remembered for {int(idempotency.KEEP_FOR.total_seconds() // 3600)} hours.
+remembered for {int(KEEP_IDEMPOTENCY_KEYS.total_seconds() // 3600)} hours.
 
 **Times** are RFC 3339 UTC (`2026-11-21T12:00:00Z`).
 """

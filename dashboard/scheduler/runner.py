@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import signal
 import time
 from datetime import datetime, timezone
@@ -21,7 +20,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 from flask.helpers import get_debug_flag
+from werkzeug.serving import is_running_from_reloader
 
+from ..config import inprocess_scheduler
 from ..extensions import db
 from ..schedule import EPOCH
 from ..services import jobs
@@ -136,7 +137,7 @@ def in_process_wanted() -> bool:
 
     Never under gunicorn or any other command (they have no click `run` context).
     """
-    if os.environ.get("STOCKROOM_INPROCESS_SCHEDULER", "1") == "0":
+    if not inprocess_scheduler():
         return False
     ctx = click.get_current_context(silent=True)
     if ctx is None or ctx.info_name != "run":
@@ -145,4 +146,4 @@ def in_process_wanted() -> bool:
     if reloader is None:
         reloader = get_debug_flag()
     # With the reloader, the parent process only watches files; its child serves.
-    return not reloader or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+    return not reloader or is_running_from_reloader()

@@ -4,12 +4,14 @@ Plain functions. Each public call is one transaction (`transaction`), takes the 
 `now` as arguments, never touches the web request, and raises a typed refusal from `errors`.
 Views, the API, the CLI and the scheduler all call these.
 
-Modules: `holds` (reserve, release, extend, commit), `orders` (confirm, cancel), `expiry`
-(overdue holds), `stock` (adjust, count, import), `products` (find, create, edit),
-`alerts`, `audit` (invariants, drift, repair), `staff` and `signin` (accounts, API clients,
-throttled sign-in), `jobs`, `job_runs` and `housekeeping` (what the scheduler runs, each
-run recorded once per slot); underneath them
-`ledger` (every counter move), `owners`, `limits`, `actor`, `errors`, `transaction`.
+- stock: `holds` (reserve, reserve a cart, release, extend, commit), `orders` (confirm,
+  cancel), `expiry` (overdue holds), `stock` (adjust, count, import), `products` (find,
+  create, edit), `alerts`, `audit` (invariants, drift, repair);
+- people: `staff` (accounts, API clients), `signin` (throttled sign-in);
+- the scheduler's work: `jobs` (the jobs, run once per slot), `job_runs` (their records and
+  locks), `housekeeping` (pruning);
+- underneath: `ledger` (every counter move), `owners`, `limits`, `actor`, `errors`,
+  `transaction` (the one commit/rollback helper).
 """
 from .actor import SYSTEM, Actor
 from .alerts import AlertChanges, acknowledge, evaluate_alerts, level_of, resolve
@@ -23,7 +25,7 @@ from .staff import (
     client_for_token,
     create_api_client,
     create_staff,
-    record_sign_in,
+    record_api_client_use,
     reset_password,
     set_api_client_active,
     set_role,
@@ -37,7 +39,7 @@ __all__ = [
     "ReleaseResult", "acknowledge", "adjust", "cancel_order", "check", "client_for_token",
     "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",
     "evaluate_alerts", "expire_due", "extend", "find_product", "import_counts",
-    "level_of", "reconcile", "record_sign_in", "release", "release_many", "repair",
+    "level_of", "reconcile", "record_api_client_use", "release", "release_many", "repair",
     "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active",
     "set_role", "set_staff_active", "update_product", "verify_password",
 ]

@@ -125,3 +125,21 @@ class Conflict(StockroomError):
     """A uniqueness clash a person can fix (an email or client name already taken)."""
 
     code = "conflict"
+
+
+class SignInRefused(StockroomError):
+    """Wrong email or password, or an inactive account: one sentence for all, on purpose."""
+
+    code = "sign_in_refused"
+    http_status = 401
+
+
+class SignInThrottled(SignInRefused):
+    """Too many failed sign-ins for the account or the address; the password was not checked."""
+
+    code = "sign_in_throttled"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after

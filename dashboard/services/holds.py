@@ -206,18 +206,25 @@ def reserve_cart(
     return holds
 
 
+def locked_holds(*where) -> list[Reservation]:
+    """The holds matching `where`, locked in id order (the lock order), fresh from the database."""
+    return db.session.scalars(
+        select(Reservation)
+        .where(*where)
+        .order_by(Reservation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+
+
 def _active_hold(reservation_id: int) -> Reservation:
     """The hold, locked; refuses with who ended it and when if it is not active."""
     reservation_id = limits.require_whole_number(
         reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
-    hold = db.session.scalars(
-        select(Reservation)
-        .where(Reservation.id == reservation_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if hold is None:
+    found = locked_holds(Reservation.id == reservation_id)
+    if not found:
         raise NotFound(f"hold {reservation_id} does not exist")
+    hold = found[0]
     if hold.status != "active":
         raise _not_active(hold)
     return hold
@@ -277,13 +284,7 @@ def release_many(
                   for i in reservation_ids})
     if not ids:
         raise InvalidInput("select at least one hold", field="reservation_ids")
-    holds = db.session.scalars(
-        select(Reservation)
-        .where(Reservation.id.in_(ids))
-        .order_by(Reservation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
+    holds = locked_holds(Reservation.id.in_(ids))
     result = ReleaseResult()
     found = {h.id for h in holds}
     result.refused += [(i, f"hold {i} does not exist") for i in ids if i not in found]

@@ -12,7 +12,7 @@ from . import limits
 from .actor import Actor
 from .alerts import evaluate_all
 from .errors import NotFound, OrderNotCovered, OrderWrongState
-from .holds import end_holds
+from .holds import end_holds, locked_holds
 from .ledger import Move, apply_deltas
 from .transaction import transactional
 
@@ -29,13 +29,7 @@ def _order_for_update(order_id: int) -> Order:
 
 
 def _order_holds(order_id: int) -> list[Reservation]:
-    return db.session.scalars(
-        select(Reservation)
-        .where(Reservation.order_id == order_id, Reservation.status == "active")
-        .order_by(Reservation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
+    return locked_holds(Reservation.order_id == order_id, Reservation.status == "active")
 
 
 @transactional
@@ -56,7 +50,7 @@ def confirm_order(order_id: int, *, actor: Actor, now: datetime) -> Order:
         )
     if holds:
         end_holds(holds, "committed", "commit", f"order {order.id} confirmed", actor, now,
-             consume=True)
+                  consume=True)
     order.status, order.updated_at = "confirmed", now
     return order
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import ROLES, ApiClient, StaffUser
 from .errors import Conflict, InvalidInput, NotFound
-from .transaction import transactional
+from .transaction import transaction, transactional
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verifying against this keeps unknown-email sign-ins as slow as wrong-password ones.
@@ -22,6 +22,7 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "sr_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _email(value) -> str:
@@ -83,13 +84,6 @@ def verify_password(email: str, password: str) -> StaffUser | None:
 
 
 @transactional
-def record_sign_in(staff_id: int, *, ip: str | None, now: datetime) -> StaffUser:
-    user = _staff(staff_id)
-    user.last_login_at, user.last_login_ip = now, (ip or "")[:45] or None
-    return user
-
-
-@transactional
 def set_role(staff_id: int, role: str) -> StaffUser:
     user = _staff(staff_id)
     user.role = _role(role)
@@ -144,6 +138,23 @@ def client_for_token(token: str) -> ApiClient | None:
         select(ApiClient).where(ApiClient.token_hash == token_hash(token))
     ).first()
     return client if client is not None and client.is_active else None
+
+
+def record_api_client_use(client: ApiClient, now: datetime) -> None:
+    """Note when a client last called, at most once a minute per client, so busy
+    storefronts do not turn every call into a write to the same row."""
+    if client.last_used_at is not None and now - client.last_used_at < LAST_USED_RESOLUTION:
+        return
+    with transaction():
+        # Conditional, so a burst of requests from one client writes the row once.
+        db.session.execute(
+            update(ApiClient)
+            .where(ApiClient.id == client.id,
+                   or_(ApiClient.last_used_at.is_(None),
+                       ApiClient.last_used_at <= now - LAST_USED_RESOLUTION))
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @transactional
