@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from dashboard import create_app
-from dashboard.extensions import db
 from dashboard.services import SYSTEM, create_product, create_staff
-
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
-TABLES = [
-    "idempotency_keys", "login_attempts", "scheduler_heartbeats", "job_runs",
-    "stock_movements", "stock_alerts", "reservations", "order_items", "orders",
-    "cart_items", "carts", "products", "api_clients", "staff_users",
-]
+from tests.helpers.app import NOW, app_config, empty_tables
+from tests.helpers.web import StaffClient, login
 
 
 def _postgres_url(base: str, name: str) -> str:
@@ -51,35 +43,9 @@ def database_url(tmp_path_factory):
         admin.dispose()
 
 
-def test_config(database_url: str, **overrides) -> dict:
-    config = {
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "SECRET_KEY": "test-secret",
-        "WTF_CSRF_ENABLED": False,
-        "SERVER_NAME": "localhost",
-    }
-    config.update(overrides)
-    return config
-
-
-class StaffClient(FlaskClient):
-    """A test client whose requests never see the previous request's signed-in user.
-
-    Requests made inside the test's app context reuse it, and with it `g`, where
-    Flask-Login caches the user: a second client (or a request after signing out) would
-    otherwise act as whoever signed in last.
-    """
-
-    def open(self, *args, **kwargs):
-        if has_app_context():  # a request from another thread has no context to leak from
-            g.pop("_login_user", None)
-        return super().open(*args, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def app(database_url):
-    app = create_app(test_config(database_url))
+    app = create_app(app_config(database_url))
     app.test_client_class = StaffClient
     with app.app_context():
         upgrade()
@@ -107,18 +73,6 @@ def app_ctx(app):
         empty_tables()
 
 
-def empty_tables():
-    """Every table emptied, ids restarted (after each test; between hypothesis examples)."""
-    db.session.remove()  # an open transaction would hold locks TRUNCATE waits for
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in TABLES:
-                conn.execute(sa.text(f"DELETE FROM {table}"))
-    db.session.remove()
-
-
 @pytest.fixture
 def now() -> datetime:
     return NOW
@@ -136,13 +90,6 @@ def product_factory(now):
         )
 
     return make
-
-
-def login(client, user) -> None:
-    """Sign `user` in on this test client by writing the Flask-Login session directly."""
-    with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
-        session["_fresh"] = True
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.app import ROOT
+
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -8,11 +8,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from api_helpers import Api, gunicorn
+from tests.api.helpers import Api, gunicorn
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import IdempotencyKey, Reservation
-from services_helpers import counters, make_cart
+from tests.services.helpers import counters, make_cart
 
 
 def race(count: int, work) -> list:

@@ -13,9 +13,9 @@ from dashboard.api.idempotency import prune_idempotency_keys, request_hash
 from dashboard.extensions import db
 from dashboard.models import ApiClient, IdempotencyKey, Order, Reservation, StockMovement
 from dashboard.services import SYSTEM, Owner
-from api_helpers import Api
-from services_helpers import counters, make_cart, make_order
-from web_helpers import login, new_client
+from tests.api.helpers import Api
+from tests.services.helpers import counters, make_cart, make_order
+from tests.helpers.web import login, new_client
 
 
 @pytest.fixture

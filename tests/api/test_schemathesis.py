@@ -17,9 +17,9 @@ import textwrap
 
 import pytest
 
-from api_helpers import VENV_BIN, gunicorn
+from tests.api.helpers import VENV_BIN, gunicorn
 from dashboard import services
-from services_helpers import make_cart, make_order
+from tests.services.helpers import make_cart, make_order
 
 pytestmark = pytest.mark.slow
 

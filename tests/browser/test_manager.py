@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import StockAlert
-from web_helpers import chromium, csrf_app, live_server, sign_in_page  # noqa: F401 (fixtures)
+from tests.helpers.web import chromium, csrf_app, live_server, sign_in_page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Reservation
 from dashboard.services import SYSTEM, Owner
-from web_helpers import chromium, csrf_app, live_server, sign_in_page  # noqa: F401 (fixtures)
+from tests.helpers.web import chromium, csrf_app, live_server, sign_in_page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -2,7 +2,7 @@
 
 Import into a test module (tests/ is on sys.path when pytest runs):
 
-    from web_helpers import (HX, chromium, client, csrf_app, live_server, login, new_client,
+    from tests.helpers.web import (HX, chromium, client, csrf_app, live_server, login, new_client,
                              sign_in, sign_in_page)
 
 - `login(client, user)`: puts the staff member in the test client's session (no password
@@ -25,13 +25,36 @@ from __future__ import annotations
 import threading
 
 import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
-from conftest import StaffClient, login, test_config  # noqa: F401  (login is re-exported)
 from dashboard import create_app
+from tests.helpers.app import app_config
 
 HX = {"HX-Request": "true", "HX-Current-URL": "http://localhost/"}
 PASSWORD = "correct-horse-1"  # the staff_factory default
+
+
+class StaffClient(FlaskClient):
+    """A test client whose requests never see the previous request's signed-in user.
+
+    Requests made inside the test's app context reuse it, and with it `g`, where
+    Flask-Login caches the user: a second client (or a request after signing out) would
+    otherwise act as whoever signed in last.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():  # a request from another thread has no context to leak from
+            g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
+def login(client, user) -> None:
+    """Sign `user` in on this test client by writing the Flask-Login session directly."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
 
 
 def new_client(app) -> StaffClient:
@@ -52,7 +75,7 @@ def client(app):
 @pytest.fixture(scope="session")
 def csrf_app(database_url):
     """The app with CSRF enforced, sharing the test database (already migrated by `app`)."""
-    csrf_app = create_app(test_config(database_url, WTF_CSRF_ENABLED=True))
+    csrf_app = create_app(app_config(database_url, WTF_CSRF_ENABLED=True))
     csrf_app.test_client_class = StaffClient
     return csrf_app
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from conftest import test_config as config_for
+from tests.helpers.app import app_config
 
 from dashboard import create_app
 from dashboard.extensions import db
@@ -54,7 +54,7 @@ def test_the_freshest_of_several_schedulers_counts(app):
 
 
 def test_unavailable_when_the_database_is_unreachable():
-    down = create_app(config_for(DEAD_DATABASE))
+    down = create_app(app_config(DEAD_DATABASE))
     for path in ("/healthz", "/healthz/web"):
         response = down.test_client().get(path)
         assert response.status_code == 503

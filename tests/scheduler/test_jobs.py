@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import click
 import pytest
 import sqlalchemy as sa
-from conftest import test_config as config_for
+from tests.helpers.app import app_config
 from sqlalchemy import func, select
 
 from dashboard import create_app, services
@@ -114,7 +114,7 @@ def test_a_failing_run_is_recorded_rolled_back_and_the_next_slot_succeeds(
 
 
 def test_a_run_that_could_not_reach_the_database_is_recorded_when_it_returns(now, app):
-    down = create_app(config_for(DEAD_DATABASE))
+    down = create_app(app_config(DEAD_DATABASE))
     with down.app_context():
         assert jobs.run_scheduled("reconcile", now) is None
         db.session.remove()

@@ -13,7 +13,6 @@ import subprocess
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,8 +22,8 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import JobRun, Reservation, SchedulerHeartbeat, StockMovement
 from dashboard.services import Owner
+from tests.helpers.app import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 QUIET = {"ALERTS_INTERVAL": "3600", "RECONCILE_INTERVAL": "3600"}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from services_helpers import SESSION, alerts_of, staff_actor, unresolved_alert
+from tests.services.helpers import SESSION, alerts_of, staff_actor, unresolved_alert
 
-from conftest import test_config as app_config
+from tests.helpers.app import app_config
 
 from dashboard import create_app, services
 from dashboard.extensions import db

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from services_helpers import SESSION, counters, ledger, staff_actor
+from tests.services.helpers import SESSION, counters, ledger, staff_actor
 
 from dashboard import services
 from dashboard.extensions import db

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from services_helpers import SESSION, make_cart, make_order, snapshot, unresolved_alert
+from tests.services.helpers import SESSION, make_cart, make_order, snapshot, unresolved_alert
 
 from dashboard import services
 from dashboard.services import SYSTEM, Owner

@@ -11,8 +11,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from conftest import test_config as app_config
-from services_helpers import SESSION, counters, ledger, make_cart, race
+from tests.helpers.app import app_config
+from tests.services.helpers import SESSION, counters, ledger, make_cart, race
 from sqlalchemy import select
 
 from dashboard import create_app, services

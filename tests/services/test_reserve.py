@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from services_helpers import SESSION, counters, ledger, make_cart, snapshot
+from tests.services.helpers import SESSION, counters, ledger, make_cart, snapshot
 
 from dashboard import services
 from dashboard.extensions import db

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from services_helpers import SESSION, counters, ledger, snapshot, staff_actor, unresolved_alert
+from tests.services.helpers import SESSION, counters, ledger, snapshot, staff_actor, unresolved_alert
 
 from dashboard import services
 from dashboard.extensions import db

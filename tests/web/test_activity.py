@@ -10,7 +10,7 @@ import pytest
 
 from dashboard import services
 from dashboard.services import SYSTEM, Actor, Owner
-from web_helpers import HX
+from tests.helpers.web import HX
 
 
 @pytest.fixture

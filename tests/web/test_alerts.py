@@ -9,7 +9,7 @@ from sqlalchemy import select
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Product, StockAlert
-from web_helpers import HX
+from tests.helpers.web import HX
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from conftest import test_config as config_for
+from tests.helpers.app import app_config
 from dashboard import create_app, services
 from dashboard.extensions import db
 from dashboard.models import LoginAttempt, Product, StaffUser
-from web_helpers import HX, client, csrf_app, login, new_client, sign_in  # noqa: F401  (fixtures)
+from tests.helpers.web import HX, client, csrf_app, login, new_client, sign_in  # noqa: F401  (fixtures)
 
 
 def attempts(**where) -> int:
@@ -243,12 +243,12 @@ def test_session_cookie_is_http_only_and_lax(client, staff_factory):
 
 
 def test_cookies_are_secure_outside_debug_and_testing(database_url):
-    production = create_app(config_for(database_url, TESTING=False))
+    production = create_app(app_config(database_url, TESTING=False))
     assert production.config["SESSION_COOKIE_SECURE"] is True
     assert production.config["REMEMBER_COOKIE_SECURE"] is True
-    testing = create_app(config_for(database_url))
+    testing = create_app(app_config(database_url))
     assert not testing.config.get("SESSION_COOKIE_SECURE")
-    local_http = create_app(config_for(database_url, TESTING=False, COOKIE_SECURE=False))
+    local_http = create_app(app_config(database_url, TESTING=False, COOKIE_SECURE=False))
     assert not local_http.config["SESSION_COOKIE_SECURE"]
 
 

@@ -12,8 +12,8 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Product, Reservation, StockMovement
 from dashboard.services import SYSTEM, Actor, Owner
-from web_b_helpers import make_cart, make_order
-from web_helpers import HX
+from tests.web_b_helpers import make_cart, make_order
+from tests.helpers.web import HX
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import JobRun, Product, StockMovement
 from dashboard.services import SYSTEM, Owner
-from web_helpers import HX
+from tests.helpers.web import HX
 
 
 @pytest.fixture

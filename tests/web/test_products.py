@@ -11,7 +11,7 @@ from dashboard.extensions import db
 from dashboard.models import Product, StockAlert, StockMovement
 from dashboard.services import Owner
 from dashboard.web.products import LEDGER_PAGE
-from web_helpers import HX, client, login  # noqa: F401  (fixtures)
+from tests.helpers.web import HX, client, login  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import Product, StockMovement
 from dashboard.services import Owner
 from dashboard.web.stock import PAGE_SIZE
-from web_helpers import HX, client, login  # noqa: F401  (fixtures)
+from tests.helpers.web import HX, client, login  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
