@@ -1,7 +1,15 @@
-"""Test fixtures: a fresh database per run (PostgreSQL from TEST_DATABASE_URL, else SQLite).
+"""Fixtures every layer uses: a fresh database per run (PostgreSQL from TEST_DATABASE_URL,
+else SQLite), the app, its records, signed-in clients.
 
 The database is created for this run, migrated with the real migrations, emptied after
 every test and dropped at the end; nothing depends on data left by an earlier run.
+
+Where fixtures live: here if more than one layer uses them; in tests/<layer>/conftest.py
+the machinery a layer's tests run through (its clients, servers, browser, processes, extra
+connections, CLI runner) and any fixture two of its modules share; a fixture that sets up
+one module's own data or actors stays in that module, beside the tests that read it.
+Plain helper functions live in tests/helpers/ (more than one layer) or
+tests/<layer>/helpers.py, and are imported normally; nothing imports a conftest.
 """
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ from flask_migrate import upgrade
 from dashboard import create_app
 from dashboard.services import SYSTEM, create_product, create_staff
 from tests.helpers.app import NOW, app_config, empty_tables
-from tests.helpers.web import StaffClient, login
+from tests.helpers.web import PASSWORD, StaffClient, login
 
 
 def _postgres_url(base: str, name: str) -> str:
@@ -50,6 +58,14 @@ def app(database_url):
     with app.app_context():
         upgrade()
     return app
+
+
+@pytest.fixture(scope="session")
+def csrf_app(database_url):
+    """The app with CSRF enforced, sharing the test database (already migrated by `app`)."""
+    csrf_app = create_app(app_config(database_url, WTF_CSRF_ENABLED=True))
+    csrf_app.test_client_class = StaffClient
+    return csrf_app
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +123,7 @@ def client_for(app, staff_factory):
 
 @pytest.fixture
 def staff_factory(now):
-    def make(role: str = "manager", email: str | None = None, password: str = "correct-horse-1"):
+    def make(role: str = "manager", email: str | None = None, password: str = PASSWORD):
         return create_staff(email or f"{role}@example.com", role=role, password=password,
                             name=role.title(), now=now)
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.api.helpers import Api, gunicorn
+from tests.api.helpers import Api
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import IdempotencyKey, Reservation
@@ -39,14 +39,6 @@ def hold_count() -> int:
     count = db.session.scalar(select(func.count()).select_from(Reservation))
     db.session.commit()
     return count
-
-
-@pytest.fixture(scope="module")
-def live_server(is_postgres, database_url, app):
-    if not is_postgres:
-        pytest.skip("needs PostgreSQL row locks (SQLite has one writer at a time)")
-    with gunicorn(database_url, workers=4) as base:
-        yield base
 
 
 def test_concurrent_duplicates_with_one_key_have_one_effect(requires_postgres, app,

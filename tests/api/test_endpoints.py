@@ -19,17 +19,6 @@ from tests.helpers.web import login, new_client
 
 
 @pytest.fixture
-def shop(now):
-    client, token = services.create_api_client("web shop", now=now)
-    return client, token
-
-
-@pytest.fixture
-def api(app, shop):
-    return Api(app.test_client(), shop[1])
-
-
-@pytest.fixture
 def tee(product_factory):
     return product_factory("TEE-1", on_hand=10)
 

@@ -7,13 +7,13 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import StockAlert
-from tests.helpers.web import chromium, csrf_app, live_server, sign_in_page  # noqa: F401 (fixtures)
+from tests.helpers.web import sign_in_page
 
 pytestmark = pytest.mark.browser
 
 
 def test_manager_resolves_an_alert_with_a_note(
-        live_server, chromium, product_factory, staff_factory):  # noqa: F811
+        live_server, chromium, product_factory, staff_factory):
     manager = staff_factory(role="manager", email="manager@example.com")
     product = product_factory(sku="TEAPOT-1", on_hand=1, threshold=5)
     alert = db.session.scalars(select(StockAlert).where(StockAlert.product_id == product.id)).one()

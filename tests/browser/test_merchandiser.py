@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import Product, StockAlert, StockMovement
-from tests.helpers.web import chromium, csrf_app, live_server, sign_in_page  # noqa: F401  (fixtures)
+from tests.helpers.web import sign_in_page
 
 pytestmark = pytest.mark.browser
 

@@ -11,13 +11,13 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Reservation
 from dashboard.services import SYSTEM, Owner
-from tests.helpers.web import chromium, csrf_app, live_server, sign_in_page  # noqa: F401 (fixtures)
+from tests.helpers.web import sign_in_page
 
 pytestmark = pytest.mark.browser
 
 
 def test_support_releases_two_stuck_holds_with_a_reason(
-        live_server, chromium, product_factory, staff_factory):  # noqa: F811
+        live_server, chromium, product_factory, staff_factory):
     support = staff_factory(role="support", email="support@example.com")
     product = product_factory(sku="KETTLE-1", on_hand=20)
     clock = datetime.now(timezone.utc)

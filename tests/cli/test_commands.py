@@ -18,18 +18,6 @@ from dashboard.models import (
 from dashboard.services import SYSTEM
 
 
-@pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-
-    def run(*args, input=None):
-        result = runner.invoke(args=list(args), input=input)
-        db.session.rollback()  # see what the command committed
-        return result
-
-    return run
-
-
 def _count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
 

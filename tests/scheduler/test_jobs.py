@@ -205,14 +205,6 @@ def test_jobs_run_command_refuses_an_unknown_job(app):
 
 # --- PostgreSQL: the advisory lock ---------------------------------------------------------
 
-@pytest.fixture
-def other_connection(requires_postgres, database_url):
-    engine = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
-
-
 def job_lock_key(name):
     import zlib
     return zlib.crc32(f"stockroom.job.{name}".encode())

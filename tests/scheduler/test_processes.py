@@ -7,9 +7,7 @@ A run is made to stand still by holding its product's row lock from the test.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -20,9 +18,8 @@ from sqlalchemy import func, select
 
 from dashboard import services
 from dashboard.extensions import db
-from dashboard.models import JobRun, Reservation, SchedulerHeartbeat, StockMovement
+from dashboard.models import JobRun, Reservation, StockMovement
 from dashboard.services import Owner
-from tests.helpers.app import ROOT
 
 pytestmark = pytest.mark.slow
 QUIET = {"ALERTS_INTERVAL": "3600", "RECONCILE_INTERVAL": "3600"}
@@ -40,72 +37,6 @@ def wait_for(what, condition, timeout=60.0):
             return value
         time.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def schedulers(requires_postgres, database_url, tmp_path):
-    """Start scheduler processes; every one is stopped (then killed) at the end."""
-    started: list[subprocess.Popen] = []
-
-    def start(**env):
-        log = open(tmp_path / f"scheduler-{len(started)}.log", "w")
-        process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "scheduler"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
-                 "EXPIRE_INTERVAL": "1", **env},
-        )
-        started.append(process)
-        return process
-
-    def alive(process):
-        db.session.rollback()
-        return db.session.scalar(
-            select(SchedulerHeartbeat).where(SchedulerHeartbeat.pid == process.pid))
-
-    start.alive = alive
-    start.logs = lambda: "\n".join(p.read_text() for p in sorted(tmp_path.glob("*.log")))
-    try:
-        yield start
-    finally:
-        for process in started:
-            if process.poll() is None:
-                process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture
-def locker(database_url):
-    """A second connection that can hold a product's row lock, as a slow transaction would."""
-    engine = sa.create_engine(database_url)
-    conn = engine.connect()
-
-    def lock(product_id):
-        conn.begin()
-        conn.execute(sa.text("SELECT id FROM products WHERE id = :id FOR UPDATE"),
-                     {"id": product_id})
-
-    def release():
-        conn.rollback()
-
-    def blocked_backend():
-        """pid of a scheduler backend waiting for a lock in this database, if any."""
-        with engine.connect() as other:
-            return other.execute(sa.text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock'")).scalar()
-
-    lock.release, lock.blocked_backend, lock.engine = release, blocked_backend, engine
-    try:
-        yield lock
-    finally:
-        conn.close()
-        engine.dispose()
 
 
 def overdue_hold(product, quantity=1, key="s"):

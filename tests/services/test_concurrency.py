@@ -10,31 +10,14 @@ import random
 from collections import Counter
 from datetime import timedelta
 
-import pytest
-from tests.helpers.app import app_config
 from tests.services.helpers import SESSION, counters, ledger, make_cart, race
 from sqlalchemy import select
 
-from dashboard import create_app, services
+from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import CartItem, Reservation
 from dashboard.services import SYSTEM, Owner
 from dashboard.services.errors import InsufficientStock, ReservationNotActive
-
-
-@pytest.fixture(scope="module")
-def wide_app(app, database_url):
-    """A second app on the same database with a pool big enough for 64 threads at once."""
-    wide = create_app(app_config(database_url, SQLALCHEMY_ENGINE_OPTIONS={
-        "pool_size": 70, "max_overflow": 10, "pool_pre_ping": True}))
-    yield wide
-    with wide.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
-def threads(is_postgres) -> int:
-    return 64 if is_postgres else 16
 
 
 def _unexpected(results, *allowed) -> list:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import ApiClient, StaffUser
-from tests.helpers.web import HX, csrf_app, login  # noqa: F401 (csrf_app is a fixture)
+from tests.helpers.web import HX, login
 
 
 @pytest.fixture

@@ -12,11 +12,6 @@ from dashboard.models import Product, StockAlert
 from tests.helpers.web import HX
 
 
-@pytest.fixture
-def manager(client_for):
-    return client_for("manager")
-
-
 def _alert(product) -> StockAlert:
     return db.session.scalars(select(StockAlert).where(StockAlert.product_id == product.id)).one()
 

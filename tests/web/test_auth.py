@@ -11,7 +11,7 @@ from tests.helpers.app import app_config
 from dashboard import create_app, services
 from dashboard.extensions import db
 from dashboard.models import LoginAttempt, Product, StaffUser
-from tests.helpers.web import HX, client, csrf_app, login, new_client, sign_in  # noqa: F401  (fixtures)
+from tests.helpers.web import HX, login, new_client, sign_in
 
 
 def attempts(**where) -> int:

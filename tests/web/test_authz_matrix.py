@@ -20,7 +20,7 @@ from dashboard.models import (
 )
 from dashboard.services import Owner
 from dashboard.web.access import FORBIDDEN_MESSAGES, PERMISSIONS
-from tests.helpers.web import HX, client, login  # noqa: F401  (fixtures)
+from tests.helpers.web import HX, login
 
 ROLES = ("viewer", "merchandiser", "support", "manager", "admin")
 

@@ -14,11 +14,6 @@ from dashboard.services import SYSTEM, Owner
 from tests.helpers.web import HX
 
 
-@pytest.fixture
-def manager(client_for):
-    return client_for("manager")
-
-
 def test_jobs_page_full_and_partial_with_no_runs_yet(manager):
     full = manager.get("/jobs")
     assert full.status_code == 200 and b"<html" in full.data

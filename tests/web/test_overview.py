@@ -10,7 +10,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import JobRun, Order
 from dashboard.services import Owner
-from tests.helpers.web import HX, client, login  # noqa: F401  (fixtures)
+from tests.helpers.web import HX, login
 
 
 @pytest.fixture

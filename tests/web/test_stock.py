@@ -13,14 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import Product, StockMovement
 from dashboard.services import Owner
 from dashboard.web.stock import PAGE_SIZE
-from tests.helpers.web import HX, client, login  # noqa: F401  (fixtures)
-
-
-@pytest.fixture
-def merchandiser(client, staff_factory):
-    user = staff_factory("merchandiser")
-    login(client, user)
-    return user
+from tests.helpers.web import HX, login
 
 
 def movements() -> int:
