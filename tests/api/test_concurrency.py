@@ -12,7 +12,7 @@ from tests.api.helpers import Api
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import IdempotencyKey, Reservation
-from tests.services.helpers import counters, make_cart
+from tests.helpers.records import counters, make_cart
 
 
 def race(count: int, work) -> list:

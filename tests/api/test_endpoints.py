@@ -14,7 +14,7 @@ from dashboard.extensions import db
 from dashboard.models import ApiClient, IdempotencyKey, Order, Reservation, StockMovement
 from dashboard.services import SYSTEM, Owner
 from tests.api.helpers import Api
-from tests.services.helpers import counters, make_cart, make_order
+from tests.helpers.records import counters, make_cart, make_order
 from tests.helpers.web import login, new_client
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.api.helpers import VENV_BIN, gunicorn
 from dashboard import services
-from tests.services.helpers import make_cart, make_order
+from tests.helpers.records import make_cart, make_order
 
 pytestmark = pytest.mark.slow
 

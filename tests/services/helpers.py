@@ -1,22 +1,17 @@
-"""Shared helpers for the service-layer tests: storefront records, snapshots, threads."""
+"""Plain helpers of the service-layer tests: a storefront owner, staff actors, what the
+database holds (snapshots, the ledger, alerts), thread races.
+
+Carts, orders and a product's counters are in tests/helpers/records.py (other layers use
+them too).
+"""
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
-from dashboard.models import (
-    Cart,
-    CartItem,
-    Order,
-    OrderItem,
-    Product,
-    Reservation,
-    StockAlert,
-    StockMovement,
-)
+from dashboard.models import Product, Reservation, StockAlert, StockMovement
 from dashboard.services import Actor, Owner
 
 SESSION = Owner(session_key="sess-1")
@@ -24,39 +19,6 @@ SESSION = Owner(session_key="sess-1")
 
 def staff_actor(staff_factory, role="support", email=None) -> Actor:
     return Actor.staff(staff_factory(role, email=email))
-
-
-def make_cart(now, items: dict[int, int], customer_id: int | None = 7) -> int:
-    """A storefront cart holding {product_id: quantity}; returns its id."""
-    cart = Cart(customer_id=customer_id, created_at=now, updated_at=now)
-    db.session.add(cart)
-    db.session.flush()
-    for product_id, quantity in items.items():
-        db.session.add(CartItem(cart_id=cart.id, product_id=product_id, quantity=quantity,
-                                added_at=now))
-    db.session.commit()
-    return cart.id
-
-
-def make_order(now, items: dict[int, int], status: str = "pending") -> int:
-    order = Order(customer_id=7, status=status, total=Decimal("0"), created_at=now,
-                  updated_at=now)
-    db.session.add(order)
-    db.session.flush()
-    for product_id, quantity in items.items():
-        db.session.add(OrderItem(order_id=order.id, product_id=product_id, quantity=quantity,
-                                 price=Decimal("1.00")))
-    db.session.commit()
-    return order.id
-
-
-def counters(product_id: int) -> tuple[int, int]:
-    """(on_hand, reserved) straight from the database, bypassing the identity map."""
-    row = db.session.execute(
-        select(Product.on_hand, Product.reserved).where(Product.id == product_id)
-    ).one()
-    db.session.commit()
-    return tuple(row)
 
 
 def snapshot() -> dict:

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from tests.services.helpers import SESSION, counters, ledger, staff_actor
+from tests.helpers.records import counters
+from tests.services.helpers import SESSION, ledger, staff_actor
 
 from dashboard import services
 from dashboard.extensions import db

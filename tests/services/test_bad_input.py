@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from tests.services.helpers import SESSION, make_cart, make_order, snapshot, unresolved_alert
+from tests.helpers.records import make_cart, make_order
+from tests.services.helpers import SESSION, snapshot, unresolved_alert
 
 from dashboard import services
 from dashboard.services import SYSTEM, Owner

@@ -10,7 +10,8 @@ import random
 from collections import Counter
 from datetime import timedelta
 
-from tests.services.helpers import SESSION, counters, ledger, make_cart, race
+from tests.helpers.records import counters, make_cart
+from tests.services.helpers import SESSION, ledger, race
 from sqlalchemy import select
 
 from dashboard import services

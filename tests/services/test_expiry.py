@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.services.helpers import SESSION, counters, ledger, unresolved_alert
+from tests.helpers.records import counters
+from tests.services.helpers import SESSION, ledger, unresolved_alert
 
 from dashboard import services
 from dashboard.extensions import db

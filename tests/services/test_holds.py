@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.services.helpers import SESSION, counters, ledger, make_order, snapshot, staff_actor
+from tests.helpers.records import counters, make_order
+from tests.services.helpers import SESSION, ledger, snapshot, staff_actor
 
 from dashboard import services
 from dashboard.extensions import db

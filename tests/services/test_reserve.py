@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.services.helpers import SESSION, counters, ledger, make_cart, snapshot
+from tests.helpers.records import counters, make_cart
+from tests.services.helpers import SESSION, ledger, snapshot
 
 from dashboard import services
 from dashboard.extensions import db

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.services.helpers import SESSION, counters, ledger, snapshot, staff_actor, unresolved_alert
+from tests.helpers.records import counters
+from tests.services.helpers import SESSION, ledger, snapshot, staff_actor, unresolved_alert
 
 from dashboard import services
 from dashboard.extensions import db

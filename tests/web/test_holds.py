@@ -12,7 +12,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Product, Reservation, StockMovement
 from dashboard.services import SYSTEM, Actor, Owner
-from tests.web_b_helpers import make_cart, make_order
+from tests.helpers.records import make_cart, make_order
 from tests.helpers.web import HX
 
 
@@ -61,11 +61,11 @@ def test_empty_console_says_what_to_do(support):
 
 def test_hold_shows_owner_and_api_client_name(support, product_factory, clock, now):
     client, _token = services.create_api_client("Web shop EU", now=now)
-    order = make_order(now=clock)
+    order_id = make_order(clock, {})
     _hold(product_factory(sku="TEE-1"), clock,
-          Owner(order_id=order.id, customer_id=77, session_key="abc123"), actor=Actor.api(client))
+          Owner(order_id=order_id, customer_id=77, session_key="abc123"), actor=Actor.api(client))
     page = support.get("/holds").get_data(as_text=True)
-    assert f"Order {order.id}" in page and "Customer 77" in page and "abc123" in page
+    assert f"Order {order_id}" in page and "Customer 77" in page and "abc123" in page
     assert "API: Web shop EU" in page
 
 
@@ -73,11 +73,11 @@ def test_stuck_filter_lists_each_stuck_hold_with_why(support, product_factory, c
     product = product_factory(sku="LAMP-1", on_hand=100)
     fine = _hold(product, clock)
     overdue = _hold(product, clock, made_ago=timedelta(minutes=20), ttl=900)
-    shipped = make_order("shipped", now=clock)
-    of_shipped = _hold(product, clock, Owner(order_id=shipped.id))
+    shipped_id = make_order(clock, {}, status="shipped")
+    of_shipped = _hold(product, clock, Owner(order_id=shipped_id))
     other = product_factory(sku="LAMP-2")
-    cart = make_cart([(other, 1)], now=clock)  # the cart no longer has LAMP-1
-    dropped = _hold(product, clock, Owner(cart_id=cart.id))
+    cart_id = make_cart(clock, {other.id: 1})  # the cart no longer has LAMP-1
+    dropped = _hold(product, clock, Owner(cart_id=cart_id))
     old = _hold(product, clock, made_ago=timedelta(hours=2), ttl=4 * 3600)
 
     page = support.get("/holds?filter=stuck", headers=HX).get_data(as_text=True)
@@ -85,15 +85,15 @@ def test_stuck_filter_lists_each_stuck_hold_with_why(support, product_factory, c
     assert shown == {overdue.id, of_shipped.id, dropped.id, old.id}
     assert fine.id not in shown
     assert "overdue: expired but not yet swept" in page
-    assert f"its order {shipped.id} is shipped" in page
-    assert f"cart {cart.id} no longer holds this product" in page
+    assert f"its order {shipped_id} is shipped" in page
+    assert f"cart {cart_id} no longer holds this product" in page
     assert "older than 60 min" in page
 
 
 def test_cart_that_still_holds_the_product_is_not_stuck(support, product_factory, clock):
     product = product_factory(sku="CUP-1")
-    cart = make_cart([(product, 2)], now=clock)
-    _hold(product, clock, Owner(cart_id=cart.id), quantity=2)
+    cart_id = make_cart(clock, {product.id: 2})
+    _hold(product, clock, Owner(cart_id=cart_id), quantity=2)
     page = support.get("/holds?filter=stuck", headers=HX).get_data(as_text=True)
     assert 'id="hold-' not in page
 
@@ -102,8 +102,8 @@ def test_expiring_sku_and_owner_filters(support, product_factory, clock):
     mug, tee = product_factory(sku="MUG-9"), product_factory(sku="TEE-9")
     soon = _hold(mug, clock, Owner(customer_id=41), ttl=120)
     later = _hold(mug, clock, Owner(customer_id=42), ttl=3600)
-    cart = make_cart([(tee, 1)], now=clock)
-    in_cart = _hold(tee, clock, Owner(cart_id=cart.id))
+    cart_id = make_cart(clock, {tee.id: 1})
+    in_cart = _hold(tee, clock, Owner(cart_id=cart_id))
 
     def ids(query):
         page = support.get("/holds?" + query, headers=HX).get_data(as_text=True)
@@ -112,7 +112,7 @@ def test_expiring_sku_and_owner_filters(support, product_factory, clock):
     assert ids("filter=expiring") == {soon.id}
     assert ids("sku=MUG-9") == {soon.id, later.id}
     assert ids("owner=customer+42") == {later.id}
-    assert ids(f"owner=cart:{cart.id}") == {in_cart.id}
+    assert ids(f"owner=cart:{cart_id}") == {in_cart.id}
     assert ids("owner=42") == {later.id}
     assert ids("owner=order+abc") == set()
     assert ids("owner=%C2%B2") == set() and ids("owner=cart+%D9%A3") == set()  # '²', Arabic 3
