@@ -16,7 +16,8 @@ def _alert(product) -> StockAlert:
     return db.session.scalars(select(StockAlert).where(StockAlert.product_id == product.id)).one()
 
 
-def _fresh(alert_id) -> StockAlert:
+def reload_alert(alert_id) -> StockAlert:
+    """The alert read again from the database (the session's copy expired first)."""
     db.session.expire_all()
     return db.session.get(StockAlert, alert_id)
 
@@ -62,7 +63,7 @@ def test_acknowledge_marks_the_alert_and_refreshes_the_badge(manager, product_fa
     assert response.status_code == 200
     assert "Acknowledged" in response.get_data(as_text=True)
     assert "alerts-changed" in response.headers["HX-Trigger"]
-    fresh = _fresh(alert.id)
+    fresh = reload_alert(alert.id)
     assert fresh.status == "acknowledged" and fresh.acknowledged_by_id == manager.user.id
 
 
@@ -74,7 +75,7 @@ def test_resolve_with_a_note(manager, product_factory):
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert "Resolved" in body and "<b>delayed</b>" not in body and "&lt;b&gt;delayed" in body
-    fresh = _fresh(alert.id)
+    fresh = reload_alert(alert.id)
     assert (fresh.status, fresh.resolution_note, fresh.resolved_by_id) == (
         "resolved", note, manager.user.id)
     assert db.session.get(Product, product.id).alert_muted
@@ -86,7 +87,7 @@ def test_resolve_refuses_a_missing_or_bad_note(manager, product_factory, note):
     response = manager.post(f"/alerts/{alert.id}/resolve", data={"note": note}, headers=HX)
     assert response.status_code == 422
     assert 'class="error"' in response.get_data(as_text=True)
-    assert _fresh(alert.id).status == "open"
+    assert reload_alert(alert.id).status == "open"
 
 
 def test_resolving_an_already_resolved_alert_says_who(client_for, product_factory):
@@ -97,7 +98,7 @@ def test_resolving_an_already_resolved_alert_says_who(client_for, product_factor
     late = second.post(f"/alerts/{alert.id}/resolve", data={"note": "me too"}, headers=HX)
     assert late.status_code == 409
     assert "already resolved by m1@example.com" in late.get_data(as_text=True)
-    assert _fresh(alert.id).resolution_note == "done"
+    assert reload_alert(alert.id).resolution_note == "done"
 
 
 def test_plain_form_posts_redirect_back_to_the_tab(manager, product_factory):
@@ -114,7 +115,7 @@ def test_only_managers_and_admins_work_alerts(client_for, product_factory, role)
     alert = _alert(product_factory(on_hand=1, threshold=3))
     assert client.post(f"/alerts/{alert.id}/acknowledge").status_code == 403
     assert client.post(f"/alerts/{alert.id}/resolve", data={"note": "x"}).status_code == 403
-    assert _fresh(alert.id).status == "open"
+    assert reload_alert(alert.id).status == "open"
     page = client.get("/alerts").get_data(as_text=True)
     assert "Acknowledge</button>" not in page and "Resolve…" not in page
 
