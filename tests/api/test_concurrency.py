@@ -8,10 +8,10 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.api.helpers import Api
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import IdempotencyKey, Reservation
+from tests.api.helpers import Api
 from tests.helpers.records import counters, make_cart
 
 

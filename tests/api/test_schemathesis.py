@@ -17,8 +17,8 @@ import textwrap
 
 import pytest
 
-from tests.api.helpers import VENV_BIN, gunicorn
 from dashboard import services
+from tests.api.helpers import VENV_BIN, gunicorn
 from tests.helpers.records import make_cart, make_order
 
 pytestmark = pytest.mark.slow

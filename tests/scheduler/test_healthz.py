@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tests.helpers.app import app_config
-
 from dashboard import create_app
 from dashboard.extensions import db
 from dashboard.scheduler import jobs
+from tests.helpers.app import app_config
 
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 import click
 import pytest
 import sqlalchemy as sa
-from tests.helpers.app import app_config
 from sqlalchemy import func, select
 
 from dashboard import create_app, services
@@ -15,6 +14,7 @@ from dashboard.extensions import db
 from dashboard.models import JobRun, LoginAttempt, Reservation, StockMovement
 from dashboard.scheduler import jobs, runner
 from dashboard.services import Owner
+from tests.helpers.app import app_config
 
 UTC = timezone.utc
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"

@@ -4,14 +4,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.services.helpers import SESSION, alerts_of, staff_actor, unresolved_alert
-
-from tests.helpers.app import app_config
 
 from dashboard import create_app, services
 from dashboard.extensions import db
 from dashboard.services import SYSTEM
 from dashboard.services.errors import AlertWrongState, InvalidInput, NotFound
+from tests.helpers.app import app_config
+from tests.services.helpers import SESSION, alerts_of, staff_actor, unresolved_alert
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from tests.helpers.records import counters
-from tests.services.helpers import SESSION, ledger, staff_actor
 
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.services import SYSTEM
+from tests.helpers.records import counters
+from tests.services.helpers import SESSION, ledger, staff_actor
 
 
 def _raw(sql: str, **params) -> None:

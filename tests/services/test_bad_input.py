@@ -6,8 +6,6 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from tests.helpers.records import make_cart, make_order
-from tests.services.helpers import SESSION, snapshot, unresolved_alert
 
 from dashboard import services
 from dashboard.services import SYSTEM, Owner
@@ -21,6 +19,8 @@ from dashboard.services.errors import (
     StockroomError,
     UnknownProduct,
 )
+from tests.helpers.records import make_cart, make_order
+from tests.services.helpers import SESSION, snapshot, unresolved_alert
 
 HUGE = [2**31, 2**63, -(2**63)]
 WRONG_TYPE = [1.5, 1.0, True, "abc", "²", "9" * 5000, None, [1]]

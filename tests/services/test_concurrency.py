@@ -10,8 +10,6 @@ import random
 from collections import Counter
 from datetime import timedelta
 
-from tests.helpers.records import counters, make_cart
-from tests.services.helpers import SESSION, ledger, race
 from sqlalchemy import select
 
 from dashboard import services
@@ -19,6 +17,8 @@ from dashboard.extensions import db
 from dashboard.models import CartItem, Reservation
 from dashboard.services import SYSTEM, Owner
 from dashboard.services.errors import InsufficientStock, ReservationNotActive
+from tests.helpers.records import counters, make_cart
+from tests.services.helpers import SESSION, ledger, race
 
 
 def _unexpected(results, *allowed) -> list:

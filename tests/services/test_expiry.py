@@ -4,13 +4,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.helpers.records import counters
-from tests.services.helpers import SESSION, ledger, unresolved_alert
 
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Reservation
 from dashboard.services import SYSTEM
+from tests.helpers.records import counters
+from tests.services.helpers import SESSION, ledger, unresolved_alert
 
 
 def _statuses() -> dict[int, str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.helpers.records import counters, make_order
-from tests.services.helpers import SESSION, ledger, snapshot, staff_actor
 
 from dashboard import services
 from dashboard.extensions import db
@@ -19,6 +17,8 @@ from dashboard.services.errors import (
     OrderWrongState,
     ReservationNotActive,
 )
+from tests.helpers.records import counters, make_order
+from tests.services.helpers import SESSION, ledger, snapshot, staff_actor
 
 
 def _hold(hold_id: int) -> Reservation:

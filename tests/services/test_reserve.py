@@ -4,8 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.helpers.records import counters, make_cart
-from tests.services.helpers import SESSION, ledger, snapshot
 
 from dashboard import services
 from dashboard.extensions import db
@@ -18,6 +16,8 @@ from dashboard.services.errors import (
     NotFound,
     UnknownProduct,
 )
+from tests.helpers.records import counters, make_cart
+from tests.services.helpers import SESSION, ledger, snapshot
 
 
 def test_reserve_holds_units_and_writes_one_ledger_row(product_factory, now):

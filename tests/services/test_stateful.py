@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from tests.helpers.app import NOW, empty_tables
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -27,6 +26,7 @@ from dashboard.services.errors import (
     ReservationNotActive,
     StaleCount,
 )
+from tests.helpers.app import NOW, empty_tables
 
 PRODUCTS = 3
 TTLS = [60, 120, 600]

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import pytest
-from tests.helpers.records import counters
-from tests.services.helpers import SESSION, ledger, snapshot, staff_actor, unresolved_alert
 
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Product
 from dashboard.services.errors import BelowHeld, ImportRejected, InvalidInput, StaleCount
+from tests.helpers.records import counters
+from tests.services.helpers import SESSION, ledger, snapshot, staff_actor, unresolved_alert
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from tests.helpers.app import app_config
 from dashboard import create_app, services
 from dashboard.extensions import db
 from dashboard.models import LoginAttempt, Product, StaffUser
+from tests.helpers.app import app_config
 from tests.helpers.web import HX, login, new_client, sign_in
 
 
