@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +26,20 @@ from dashboard import create_app
 from dashboard.services import SYSTEM, create_product, create_staff
 from tests.helpers.app import NOW, app_config, empty_tables
 from tests.helpers.web import PASSWORD, StaffClient, login
+
+TESTS = Path(__file__).parent
+
+
+def pytest_configure(config):
+    # Every directory of tests is a package, so modules import as tests.<layer>.<name> and
+    # two layers may each have a test_holds.py. A directory without __init__.py would put
+    # its modules back at the top level, where one basename twice is an import error.
+    bare = sorted(
+        str(folder.relative_to(TESTS.parent)) for folder in [TESTS, *TESTS.rglob("*")]
+        if folder.is_dir() and any(folder.glob("*.py")) and not (folder / "__init__.py").exists()
+    )
+    if bare:
+        raise pytest.UsageError(f"add an __init__.py to {', '.join(bare)} (see tests/conftest.py)")
 
 
 def _postgres_url(base: str, name: str) -> str:
