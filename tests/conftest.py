@@ -1,30 +1,45 @@
-"""Test fixtures: a fresh database per run (PostgreSQL from TEST_DATABASE_URL, else SQLite).
+"""Fixtures every layer uses: a fresh database per run (PostgreSQL from TEST_DATABASE_URL,
+else SQLite), the app, its records, signed-in clients.
 
 The database is created for this run, migrated with the real migrations, emptied after
 every test and dropped at the end; nothing depends on data left by an earlier run.
+
+Where fixtures live: here if more than one layer uses them; in tests/<layer>/conftest.py
+the machinery a layer's tests run through (its clients, servers, browser, processes, extra
+connections, CLI runner) and any fixture two of its modules share; a fixture that sets up
+one module's own data or actors stays in that module, beside the tests that read it.
+Plain helper functions live in tests/helpers/ (more than one layer) or
+tests/<layer>/helpers.py, and are imported normally; nothing imports a conftest.
 """
 from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from dashboard import create_app
-from dashboard.extensions import db
 from dashboard.services import SYSTEM, create_product, create_staff
+from tests.helpers.app import NOW, app_config, empty_tables
+from tests.helpers.web import PASSWORD, StaffClient, login
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
-TABLES = [
-    "idempotency_keys", "login_attempts", "scheduler_heartbeats", "job_runs",
-    "stock_movements", "stock_alerts", "reservations", "order_items", "orders",
-    "cart_items", "carts", "products", "api_clients", "staff_users",
-]
+TESTS = Path(__file__).parent
+
+
+def pytest_configure(config):
+    # Every directory of tests is a package, so modules import as tests.<layer>.<name> and
+    # two layers may each have a test_holds.py. A directory without __init__.py would put
+    # its modules back at the top level, where one basename twice is an import error.
+    bare = sorted(
+        str(folder.relative_to(TESTS.parent)) for folder in [TESTS, *TESTS.rglob("*")]
+        if folder.is_dir() and any(folder.glob("*.py")) and not (folder / "__init__.py").exists()
+    )
+    if bare:
+        raise pytest.UsageError(f"add an __init__.py to {', '.join(bare)} (see tests/conftest.py)")
 
 
 def _postgres_url(base: str, name: str) -> str:
@@ -51,39 +66,21 @@ def database_url(tmp_path_factory):
         admin.dispose()
 
 
-def test_config(database_url: str, **overrides) -> dict:
-    config = {
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "SECRET_KEY": "test-secret",
-        "WTF_CSRF_ENABLED": False,
-        "SERVER_NAME": "localhost",
-    }
-    config.update(overrides)
-    return config
-
-
-class StaffClient(FlaskClient):
-    """A test client whose requests never see the previous request's signed-in user.
-
-    Requests made inside the test's app context reuse it, and with it `g`, where
-    Flask-Login caches the user: a second client (or a request after signing out) would
-    otherwise act as whoever signed in last.
-    """
-
-    def open(self, *args, **kwargs):
-        if has_app_context():  # a request from another thread has no context to leak from
-            g.pop("_login_user", None)
-        return super().open(*args, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def app(database_url):
-    app = create_app(test_config(database_url))
+    app = create_app(app_config(database_url))
     app.test_client_class = StaffClient
     with app.app_context():
         upgrade()
     return app
+
+
+@pytest.fixture(scope="session")
+def csrf_app(database_url):
+    """The app with CSRF enforced, sharing the test database (already migrated by `app`)."""
+    csrf_app = create_app(app_config(database_url, WTF_CSRF_ENABLED=True))
+    csrf_app.test_client_class = StaffClient
+    return csrf_app
 
 
 @pytest.fixture(scope="session")
@@ -107,18 +104,6 @@ def app_ctx(app):
         empty_tables()
 
 
-def empty_tables():
-    """Every table emptied, ids restarted (after each test; between hypothesis examples)."""
-    db.session.remove()  # an open transaction would hold locks TRUNCATE waits for
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in TABLES:
-                conn.execute(sa.text(f"DELETE FROM {table}"))
-    db.session.remove()
-
-
 @pytest.fixture
 def now() -> datetime:
     return NOW
@@ -138,13 +123,6 @@ def product_factory(now):
     return make
 
 
-def login(client, user) -> None:
-    """Sign `user` in on this test client by writing the Flask-Login session directly."""
-    with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
-        session["_fresh"] = True
-
-
 @pytest.fixture
 def client_for(app, staff_factory):
     """A signed-in test client for a new staff member of `role`; the member is `client.user`."""
@@ -160,7 +138,7 @@ def client_for(app, staff_factory):
 
 @pytest.fixture
 def staff_factory(now):
-    def make(role: str = "manager", email: str | None = None, password: str = "correct-horse-1"):
+    def make(role: str = "manager", email: str | None = None, password: str = PASSWORD):
         return create_staff(email or f"{role}@example.com", role=role, password=password,
                             name=role.title(), now=now)
 

@@ -1,0 +1,1 @@
+"""Staff journeys in real Chromium (Playwright) against a live server."""

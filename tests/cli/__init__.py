@@ -1,0 +1,1 @@
+"""Command-line tests: the flask commands through the Click test runner."""

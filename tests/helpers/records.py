@@ -1,0 +1,47 @@
+"""Records written and read straight from the database, around the services.
+
+The storefront's carts and orders (the dashboard reads them and never writes them), and a
+product's two counters as the database has them. Every layer's tests use these.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from dashboard.extensions import db
+from dashboard.models import Cart, CartItem, Order, OrderItem, Product
+
+
+def make_cart(now, items: dict[int, int], customer_id: int | None = 7) -> int:
+    """A storefront cart holding {product_id: quantity}; returns its id."""
+    cart = Cart(customer_id=customer_id, created_at=now, updated_at=now)
+    db.session.add(cart)
+    db.session.flush()
+    for product_id, quantity in items.items():
+        db.session.add(CartItem(cart_id=cart.id, product_id=product_id, quantity=quantity,
+                                added_at=now))
+    db.session.commit()
+    return cart.id
+
+
+def make_order(now, items: dict[int, int], status: str = "pending") -> int:
+    """A storefront order of {product_id: quantity} (one price for all); returns its id."""
+    order = Order(customer_id=7, status=status, total=Decimal("0"), created_at=now,
+                  updated_at=now)
+    db.session.add(order)
+    db.session.flush()
+    for product_id, quantity in items.items():
+        db.session.add(OrderItem(order_id=order.id, product_id=product_id, quantity=quantity,
+                                 price=Decimal("1.00")))
+    db.session.commit()
+    return order.id
+
+
+def counters(product_id: int) -> tuple[int, int]:
+    """(on_hand, reserved) straight from the database, bypassing the identity map."""
+    row = db.session.execute(
+        select(Product.on_hand, Product.reserved).where(Product.id == product_id)
+    ).one()
+    db.session.commit()
+    return tuple(row)

@@ -1,0 +1,1 @@
+"""Scheduler tests: job runs and slots, real scheduler processes, /healthz."""

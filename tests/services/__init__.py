@@ -1,0 +1,1 @@
+"""Service-layer tests: dashboard.services called directly, against the real database."""

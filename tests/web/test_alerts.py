@@ -1,0 +1,125 @@
+"""Alerts page: tabs, kind filter, acknowledge, resolve with a required note."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from dashboard import services
+from dashboard.extensions import db
+from dashboard.models import Product, StockAlert
+from tests.helpers.web import HX
+
+
+def _alert(product) -> StockAlert:
+    return db.session.scalars(select(StockAlert).where(StockAlert.product_id == product.id)).one()
+
+
+def reload_alert(alert_id) -> StockAlert:
+    """The alert read again from the database (the session's copy expired first)."""
+    db.session.expire_all()
+    return db.session.get(StockAlert, alert_id)
+
+
+def _shown(body: str) -> set[int]:
+    return set(map(int, re.findall(r'id="alert-(\d+)"', body)))
+
+
+def test_alerts_page_full_and_partial(manager, product_factory):
+    product_factory(sku="LOW-1", on_hand=1, threshold=3)
+    full = manager.get("/alerts")
+    assert full.status_code == 200 and b"<html" in full.data and b"LOW-1" in full.data
+    part = manager.get("/alerts?tab=open", headers=HX)
+    assert b"<html" not in part.data and b"LOW-1" in part.data and b"Low stock" in part.data
+    assert "HX-Request" in part.headers["Vary"]
+
+
+def test_empty_tabs_say_what_they_are_for(manager):
+    assert "No open alerts" in manager.get("/alerts").get_data(as_text=True)
+    assert "No acknowledged alerts" in manager.get("/alerts?tab=acknowledged").get_data(as_text=True)
+
+
+def test_tabs_and_kind_filter(manager, product_factory, now):
+    low = _alert(product_factory(sku="LOW-2", on_hand=1, threshold=3))
+    out = _alert(product_factory(sku="OUT-2", on_hand=0, threshold=3))
+    acked = _alert(product_factory(sku="ACK-2", on_hand=2, threshold=3))
+    services.acknowledge(acked.id, actor=services.Actor.staff(manager.user), now=now)
+
+    def shown(query):
+        return _shown(manager.get("/alerts?" + query, headers=HX).get_data(as_text=True))
+
+    assert shown("tab=open") == {low.id, out.id}
+    assert shown("tab=open&kind=OUT_OF_STOCK") == {out.id}
+    assert shown("tab=open&kind=LOW_STOCK") == {low.id}
+    assert shown("tab=acknowledged") == {acked.id}
+    assert shown("tab=resolved") == set()
+    assert shown("tab=<script>&kind=bogus") == {low.id, out.id}  # unknown values: defaults
+
+
+def test_acknowledge_marks_the_alert_and_refreshes_the_badge(manager, product_factory):
+    alert = _alert(product_factory(on_hand=1, threshold=3))
+    response = manager.post(f"/alerts/{alert.id}/acknowledge", headers=HX)
+    assert response.status_code == 200
+    assert "Acknowledged" in response.get_data(as_text=True)
+    assert "alerts-changed" in response.headers["HX-Trigger"]
+    fresh = reload_alert(alert.id)
+    assert fresh.status == "acknowledged" and fresh.acknowledged_by_id == manager.user.id
+
+
+def test_resolve_with_a_note(manager, product_factory):
+    product = product_factory(on_hand=1, threshold=3)
+    alert = _alert(product)
+    note = 'Supplier <b>delayed</b> & "reorder" placed'
+    response = manager.post(f"/alerts/{alert.id}/resolve", data={"note": note}, headers=HX)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "Resolved" in body and "<b>delayed</b>" not in body and "&lt;b&gt;delayed" in body
+    fresh = reload_alert(alert.id)
+    assert (fresh.status, fresh.resolution_note, fresh.resolved_by_id) == (
+        "resolved", note, manager.user.id)
+    assert db.session.get(Product, product.id).alert_muted
+
+
+@pytest.mark.parametrize("note", ["", "   ", "n" * 501, "bad\x00byte"])
+def test_resolve_refuses_a_missing_or_bad_note(manager, product_factory, note):
+    alert = _alert(product_factory(on_hand=1, threshold=3))
+    response = manager.post(f"/alerts/{alert.id}/resolve", data={"note": note}, headers=HX)
+    assert response.status_code == 422
+    assert 'class="error"' in response.get_data(as_text=True)
+    assert reload_alert(alert.id).status == "open"
+
+
+def test_resolving_an_already_resolved_alert_says_who(client_for, product_factory):
+    first, second = client_for("manager", "m1@example.com"), client_for("admin", "a1@example.com")
+    alert = _alert(product_factory(on_hand=1, threshold=3))
+    assert first.post(f"/alerts/{alert.id}/resolve", data={"note": "done"},
+                      headers=HX).status_code == 200
+    late = second.post(f"/alerts/{alert.id}/resolve", data={"note": "me too"}, headers=HX)
+    assert late.status_code == 409
+    assert "already resolved by m1@example.com" in late.get_data(as_text=True)
+    assert reload_alert(alert.id).resolution_note == "done"
+
+
+def test_plain_form_posts_redirect_back_to_the_tab(manager, product_factory):
+    alert = _alert(product_factory(on_hand=1, threshold=3))
+    response = manager.post(f"/alerts/{alert.id}/acknowledge", data={"tab": "open"})
+    assert response.status_code == 302 and "/alerts?tab=open" in response.headers["Location"]
+    bad = manager.post(f"/alerts/{alert.id}/resolve", data={"note": ""})
+    assert bad.status_code == 422 and b"<html" in bad.data
+
+
+@pytest.mark.parametrize("role", ["viewer", "merchandiser", "support"])
+def test_only_managers_and_admins_work_alerts(client_for, product_factory, role):
+    client = client_for(role)
+    alert = _alert(product_factory(on_hand=1, threshold=3))
+    assert client.post(f"/alerts/{alert.id}/acknowledge").status_code == 403
+    assert client.post(f"/alerts/{alert.id}/resolve", data={"note": "x"}).status_code == 403
+    assert reload_alert(alert.id).status == "open"
+    page = client.get("/alerts").get_data(as_text=True)
+    assert "Acknowledge</button>" not in page and "Resolve…" not in page
+
+
+def test_unknown_alert_is_a_404(manager):
+    assert manager.post("/alerts/424242/acknowledge").status_code == 404
+    assert manager.post("/alerts/424242/resolve", data={"note": "x"}).status_code == 404

@@ -1,0 +1,166 @@
+"""The authorization matrix (SPEC §5): every role x every dashboard action, checked on the server.
+
+A forbidden action answers 403 with the role's message and changes nothing (a fingerprint of
+every table an action could touch is compared before and after); an allowed one is let
+through (and, for the actions whose effect is certain, changes something). Signed-out
+visitors are sent to sign-in and change nothing. Pages everyone may see answer 200.
+"""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from dashboard import services
+from dashboard.extensions import db
+from dashboard.models import (
+    ApiClient, JobRun, Product, Reservation, StaffUser, StockAlert, StockMovement,
+)
+from dashboard.services import Owner
+from dashboard.web.access import FORBIDDEN_MESSAGES, PERMISSIONS
+from tests.helpers.web import HX, login
+
+ROLES = ("viewer", "merchandiser", "support", "manager", "admin")
+
+# (name, method, url template, form data, permission, changes-for-sure)
+ACTIONS = [
+    ("adjust stock", "POST", "/stock/{pid}/adjust", {"delta": "-1", "reason": "authz"}, "edit_stock", True),
+    ("count stock", "POST", "/stock/{pid}/count", {"counted": "9", "expected": "10"}, "edit_stock", True),
+    ("import page", "GET", "/stock/import", None, "edit_stock", False),
+    ("import check", "POST", "/stock/import", "csv-check", "edit_stock", False),
+    ("import apply", "POST", "/stock/import", {"step": "apply", "csv_text": "sku,on_hand\nRED-1,8\n"},
+     "edit_stock", True),
+    ("product settings", "POST", "/products/RED-1/settings", {"threshold": "7", "is_active": "y"},
+     "edit_stock", True),
+    ("release holds", "POST", "/holds/release", {"ids": "{hid}", "reason": "authz"}, "manage_holds", True),
+    ("release a hold", "POST", "/holds/{hid}/release", {"reason": "authz"}, "manage_holds", True),
+    ("extend a hold", "POST", "/holds/{hid}/extend", {"minutes": "5"}, "manage_holds", True),
+    ("acknowledge alert", "POST", "/alerts/{aid}/acknowledge", {}, "manage_alerts", True),
+    ("resolve alert", "POST", "/alerts/{aid}/resolve", {"note": "authz"}, "manage_alerts", True),
+    ("run a job", "POST", "/jobs/expire/run", {}, "run_jobs", True),
+    ("repair drift", "POST", "/jobs/reconcile/repair", {"reason": "authz"}, "run_jobs", False),
+    ("staff page", "GET", "/admin/staff", None, "manage_staff", False),
+    ("create staff", "POST", "/admin/staff",
+     {"email": "new@example.com", "name": "New", "role": "viewer", "password": "long-enough-pw-1"},
+     "manage_staff", True),
+    ("change role", "POST", "/admin/staff/{sid}/role", {"role": "support"}, "manage_staff", True),
+    ("deactivate staff", "POST", "/admin/staff/{sid}/active", {"active": "0"}, "manage_staff", True),
+    ("reset password", "POST", "/admin/staff/{sid}/password", {"password": "another-long-pw-2"},
+     "manage_staff", True),
+    ("API clients page", "GET", "/admin/api-clients", None, "manage_staff", False),
+    ("create API client", "POST", "/admin/api-clients", {"name": "authz shop"}, "manage_staff", True),
+    ("deactivate API client", "POST", "/admin/api-clients/{cid}/active", {"active": "0"},
+     "manage_staff", True),
+]
+
+PAGES = [
+    "/", "/overview/tiles", "/stock", "/stock?filter=low", "/products/RED-1", "/holds",
+    "/holds?filter=stuck", "/alerts?tab=open", "/alerts?tab=resolved", "/activity", "/activity.csv",
+    "/jobs",
+]
+
+
+@pytest.fixture
+def world(staff_factory, product_factory):
+    """One of everything an action can act on; returns the ids the URLs need."""
+    now = datetime.now(timezone.utc)
+    red = product_factory("RED-1", on_hand=10, threshold=2)
+    hold = services.reserve(red.sku, 1, Owner(session_key="authz"), now=now)
+    out = product_factory("OUT-1", on_hand=0, threshold=2)
+    alert = db.session.scalars(select(StockAlert).where(StockAlert.product_id == out.id)).one()
+    target = staff_factory("viewer", email="target@example.com")
+    client_row, _token = services.create_api_client("authz client", now=now)
+    return {"pid": red.id, "hid": hold.id, "aid": alert.id, "sid": target.id, "cid": client_row.id}
+
+
+def fingerprint() -> tuple:
+    """Everything an action could change, as plain values."""
+    db.session.expire_all()
+
+    def rows(*columns, order):
+        return tuple(tuple(r) for r in db.session.execute(select(*columns).order_by(order)))
+
+    return (
+        rows(Product.id, Product.on_hand, Product.reserved, Product.low_stock_threshold,
+             Product.is_active, order=Product.id),
+        rows(Reservation.id, Reservation.status, Reservation.expires_at, order=Reservation.id),
+        rows(StockAlert.id, StockAlert.status, order=StockAlert.id),
+        rows(StaffUser.id, StaffUser.role, StaffUser.is_active, StaffUser.session_version,
+             StaffUser.password_hash, order=StaffUser.id),
+        rows(ApiClient.id, ApiClient.is_active, order=ApiClient.id),
+        db.session.scalar(select(func.count()).select_from(JobRun)),
+        db.session.scalar(select(func.count()).select_from(StockMovement)),
+    )
+
+
+def perform(client, action, ids, headers=None):
+    _name, method, url, data, _permission, _changes = action
+    url = url.format(**ids)
+    if method == "GET":
+        return client.get(url, headers=headers or {})
+    if data == "csv-check":
+        return client.post(url, headers=headers or {}, content_type="multipart/form-data",
+                           data={"step": "check", "file": (io.BytesIO(b"sku,on_hand\nRED-1,8\n"), "c.csv")})
+    form = {k: v.format(**ids) for k, v in data.items()}
+    return client.post(url, data=form, headers=headers or {})
+
+
+def test_the_matrix_covers_every_permission():
+    assert {a[4] for a in ACTIONS} == set(PERMISSIONS)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("action", ACTIONS, ids=[a[0] for a in ACTIONS])
+def test_role_action(client, staff_factory, world, role, action):
+    login(client, staff_factory(role, email=f"actor-{role}@example.com"))
+    permission, changes = action[4], action[5]
+    before = fingerprint()
+    response = perform(client, action, world)
+    if role in PERMISSIONS[permission]:
+        assert response.status_code not in (401, 403, 404, 405) and response.status_code < 500, (
+            f"{role} may {action[0]} but got {response.status_code}")
+        if changes:
+            assert fingerprint() != before, f"{role} was allowed to {action[0]} but nothing changed"
+    else:
+        assert response.status_code == 403, f"{role} must not {action[0]}"
+        assert FORBIDDEN_MESSAGES[permission] in response.get_data(as_text=True)
+        assert fingerprint() == before, f"a refused {action[0]} by {role} changed something"
+
+
+@pytest.mark.parametrize("action", [a for a in ACTIONS if a[1] == "POST"], ids=lambda a: a[0])
+def test_forbidden_htmx_action_is_403_with_a_toast_and_no_swap(client, staff_factory, world, action):
+    login(client, staff_factory("viewer", email="actor-viewer@example.com"))
+    before = fingerprint()
+    response = perform(client, action, world, headers=HX)
+    assert response.status_code == 403
+    assert response.headers["HX-Reswap"] == "none"
+    assert FORBIDDEN_MESSAGES[action[4]] in response.headers["HX-Trigger"]
+    assert fingerprint() == before
+
+
+@pytest.mark.parametrize("action", ACTIONS, ids=[a[0] for a in ACTIONS])
+def test_signed_out_action_goes_to_sign_in_and_changes_nothing(client, world, action):
+    before = fingerprint()
+    response = perform(client, action, world)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in")
+    htmx = perform(client, action, world, headers=HX)
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/sign-in")
+    assert fingerprint() == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_everyone_signed_in_sees_every_page(client, staff_factory, world, role):
+    login(client, staff_factory(role, email=f"actor-{role}@example.com"))
+    before = fingerprint()
+    for url in PAGES:
+        response = client.get(url)
+        assert response.status_code == 200, f"{role} could not see {url}: {response.status_code}"
+    assert fingerprint() == before, "looking at pages changed something"
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_signed_out_pages_go_to_sign_in(client, world, url):
+    response = client.get(url)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in")

@@ -1,0 +1,117 @@
+"""The product page: figures, chart from the ledger, paginated ledger, holds, alerts, settings."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from dashboard import services
+from dashboard.extensions import db
+from dashboard.models import Product, StockAlert, StockMovement
+from dashboard.services import Owner
+from dashboard.queries.products import LEDGER_PAGE
+from tests.helpers.web import HX, login
+
+
+def fresh(product_id: int) -> Product:
+    db.session.expire_all()
+    return db.session.get(Product, product_id)
+
+
+def test_product_page_shows_figures_chart_ledger_holds_alerts(client, merchandiser, product_factory, now):
+    product = product_factory("RED-1", name="Red <mug>", on_hand=10, threshold=4)
+    services.adjust(product.id, -3, reason="dropped", actor=services.Actor.staff(merchandiser), now=now)
+    services.reserve(product.sku, 4, Owner(cart_id=None, session_key="sess-9"), now=now)
+    body = client.get("/products/RED-1").get_data(as_text=True)
+    assert "<html" in body and "Red &lt;mug&gt;" in body
+    figures = re.findall(r'<span class="tile-figure">([\d,]+)</span>', body)
+    assert figures == ["7", "4", "3", "4"]
+    assert "<svg" in body and body.count("<polyline") == 3 and 'role="img"' in body
+    assert "dropped" in body and merchandiser.email in body and "system" in body  # actors
+    assert "session sess-9" in body and "Active holds <span class=\"muted\">(1)</span>" in body
+    assert "Alert history" in body and "badge-low" in body
+
+
+def test_chart_is_drawn_from_the_ledger_as_step_lines(client, merchandiser, product_factory, now):
+    product = product_factory("RED-1", on_hand=10)
+    services.adjust(product.id, 10, reason="delivery", actor=services.SYSTEM, now=now)
+    body = client.get("/products/RED-1").get_data(as_text=True)
+    on_hand = re.search(r'<polyline points="([^"]+)"', body).group(1).split()
+    ys = [float(p.split(",")[1]) for p in on_hand]
+    # 10 units, then 20 (the top of the chart), held until now: two levels, a vertical step.
+    assert len(set(ys)) == 2 and min(ys) == 10.0
+
+
+def test_product_without_history_says_so(client, merchandiser, product_factory):
+    product_factory("NEW-1", on_hand=0)
+    body = client.get("/products/NEW-1").get_data(as_text=True)
+    assert "No history yet" in body and "No stock changes recorded yet" in body
+
+
+def test_ledger_is_paginated_most_recent_first(client, merchandiser, product_factory, now):
+    product = product_factory("RED-1", on_hand=1000)
+    for n in range(LEDGER_PAGE + 5):
+        services.adjust(product.id, 1, reason=f"step {n:02d}", actor=services.SYSTEM, now=now)
+    first = client.get("/products/RED-1").get_data(as_text=True)
+    reasons = re.findall(r"<td>(step \d\d|opening stock)", first)
+    assert reasons[0] == f"step {LEDGER_PAGE + 4:02d}" and len(reasons) == LEDGER_PAGE
+    older = re.search(r'hx-get="(/products/RED-1\?before=\d+)"', first).group(1)
+    partial = client.get(older, headers=HX).get_data(as_text=True)
+    assert "<html" not in partial and partial.lstrip().startswith('<div id="ledger">')
+    rest = re.findall(r"<td>(step \d\d|opening stock)", partial)
+    assert rest == [f"step {n:02d}" for n in range(4, -1, -1)] + ["opening stock"]
+    assert "Older changes" not in partial and "Most recent" in partial
+    # The older page is also a full page for a normal link.
+    assert "<html" in client.get(older).get_data(as_text=True)
+
+
+def test_unknown_and_odd_skus_are_404(client, merchandiser):
+    response = client.get("/products/NOPE")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 404 and "<h1>Not found</h1>" in body and "No product has the SKU NOPE." in body
+    assert client.get("/products/" + "x" * 300).status_code == 404
+    assert client.get("/products/bad%00sku").status_code == 404
+
+
+def test_skus_with_slashes_have_a_page(client, merchandiser, product_factory):
+    product_factory("BOX/12", on_hand=3)
+    assert client.get("/products/BOX/12").status_code == 200
+    response = client.post("/products/BOX/12/settings", data={"threshold": "7", "is_active": "y"})
+    assert response.status_code == 302 and response.headers["Location"] == "/products/BOX/12"
+
+
+def test_settings_change_threshold_and_reevaluate_alerts(client, merchandiser, product_factory):
+    product = product_factory("RED-1", on_hand=10, threshold=2)
+    response = client.post("/products/RED-1/settings", data={"threshold": "12", "is_active": "y"})
+    assert response.status_code == 302
+    assert fresh(product.id).low_stock_threshold == 12
+    alert = db.session.scalars(select(StockAlert).where(StockAlert.product_id == product.id)).one()
+    assert alert.kind == "LOW_STOCK" and alert.status == "open"
+    assert "RED-1: threshold 12, active." in client.get("/products/RED-1").get_data(as_text=True)
+
+
+def test_settings_deactivate(client, merchandiser, product_factory):
+    product = product_factory("RED-1", on_hand=10)
+    client.post("/products/RED-1/settings", data={"threshold": "2"})  # unticked box: inactive
+    assert fresh(product.id).is_active is False
+
+
+@pytest.mark.parametrize("threshold", ["-1", "abc", "", str(2**31), str(2**63), "1.5", "<b>3</b>"])
+def test_hostile_settings_are_form_errors_and_change_nothing(client, merchandiser, product_factory, threshold):
+    product = product_factory("RED-1", on_hand=10, threshold=2)
+    moves = db.session.scalar(select(func.count()).select_from(StockMovement))
+    response = client.post("/products/RED-1/settings", data={"threshold": threshold, "is_active": "y"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'aria-invalid="true"' in body and "<b>3</b>" not in body
+    assert fresh(product.id).low_stock_threshold == 2 and fresh(product.id).is_active
+    assert db.session.scalar(select(func.count()).select_from(StockMovement)) == moves
+
+
+def test_viewer_sees_settings_but_cannot_change_them(client, staff_factory, product_factory):
+    product = product_factory("RED-1", on_hand=10, threshold=2)
+    login(client, staff_factory("viewer"))
+    body = client.get("/products/RED-1").get_data(as_text=True)
+    assert "Save settings" not in body and "Only merchandisers, managers and admins" in body
+    response = client.post("/products/RED-1/settings", data={"threshold": "9", "is_active": "y"})
+    assert response.status_code == 403 and fresh(product.id).low_stock_threshold == 2
