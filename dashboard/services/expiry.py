@@ -51,8 +51,14 @@ def overdue(now: datetime):
     )
 
 
-def expire_claimed(claim, now: datetime) -> ExpiryResult:
-    """Expire the active holds the `claim` query selects, set-based, in the open transaction."""
+def expire_claimed(claim, now: datetime, evaluate: bool = True) -> ExpiryResult:
+    """Expire the active holds the `claim` query selects, set-based, in the open transaction.
+
+    `evaluate=False` is for a caller that changes the same products again in this
+    transaction (lazy expiry before a hold) and evaluates their alerts once at the end:
+    alerts follow the transaction's net change, so an acknowledged alert on a product out of
+    stock before and after is not resolved and re-opened on the way.
+    """
     # A materialized CTE runs the claim once: inside `IN (subquery)` PostgreSQL may re-run
     # a `LIMIT n FOR UPDATE SKIP LOCKED` claim per row and end far more than one batch.
     claimed = claim.cte("claimed").prefix_with("MATERIALIZED")
@@ -76,7 +82,8 @@ def expire_claimed(claim, now: datetime) -> ExpiryResult:
     product_ids = sorted({m.product_id for m in moves})
     return ExpiryResult(
         holds=len(ended), units=sum(-m.reserved_delta for m in moves),
-        product_ids=set(product_ids), alerts=evaluate_all(product_ids, now),
+        product_ids=set(product_ids),
+        alerts=evaluate_all(product_ids, now) if evaluate else AlertChanges(),
     )
 
 

@@ -88,8 +88,9 @@ def reserve(
     owner = checked_owner(owner)
     by_sku = isinstance(product, str) and "\x00" not in product
     after = _take(quantity, now, sku=product.strip()) if by_sku else None
+    gave_back = False
     if after is None:
-        after = _take_slowly(product, quantity, now, sku_tried=by_sku)
+        after, gave_back = _take_slowly(product, quantity, now, sku_tried=by_sku)
     hold = _insert_hold(after[0], quantity, owner, ttl, actor, now)
     record(
         [Move(hold.product_id, "reserve", reserved_delta=quantity, reservation_id=hold.id,
@@ -97,20 +98,30 @@ def reserve(
               on_hand_after=after[1], reserved_after=after[2])],
         actor, now,
     )
-    _evaluate(after, now)
+    if gave_back:  # the level may have moved either way since the transaction began
+        evaluate_all([hold.product_id], now)
+    else:
+        _evaluate(after, now)
     return hold
 
 
 def _take_slowly(product: Product | str | int, quantity: int, now: datetime, sku_tried: bool):
     """The slow path: say why the product cannot be held (unknown, inactive), take it by id,
-    or give back its overdue holds first (lazy expiry); else refuse with what is available."""
+    or give back its overdue holds first (lazy expiry); else refuse with what is available.
+
+    Returns the taken row and whether overdue holds were given back (the caller then
+    evaluates the product's alert once, for the net change)."""
     found = sellable_product(product)
     after = None if sku_tried else _take(quantity, now, product_id=found.id)
+    if after is not None:
+        return after, False
+    lazily_expired = overdue(now).where(Reservation.product_id == found.id)
+    gave_back = expire_claimed(lazily_expired, now, evaluate=False).holds > 0
+    if gave_back:
+        after = _take(quantity, now, product_id=found.id)
     if after is None:
-        lazily_expired = overdue(now).where(Reservation.product_id == found.id)
-        if expire_claimed(lazily_expired, now).holds:
-            after = _take(quantity, now, product_id=found.id)
-    if after is None:
+        if gave_back:
+            evaluate_all([found.id], now)
         available = db.session.execute(
             select(Product.on_hand - Product.reserved, Product.is_active).where(
                 Product.id == found.id
@@ -124,7 +135,7 @@ def _take_slowly(product: Product | str | int, quantity: int, now: datetime, sku
             available=available[0],
             sku=found.sku,
         )
-    return after
+    return after, gave_back
 
 
 def _insert_hold(product_id: int, quantity: int, owner: Owner, ttl: int, actor: Actor,
@@ -169,7 +180,9 @@ def reserve_cart(
         raise InvalidInput(f"cart {cart_id} is empty", field="cart_id")
     product_ids = [item.product_id for item in items]
     # Reservations before products (the lock order): give back overdue stock first.
-    expire_claimed(overdue(now).where(Reservation.product_id.in_(product_ids)), now)
+    # Alerts are evaluated once at the end, for the net change.
+    expire_claimed(overdue(now).where(Reservation.product_id.in_(product_ids)), now,
+                   evaluate=False)
     products = lock_products(product_ids)
 
     short = []

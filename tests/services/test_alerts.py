@@ -8,8 +8,9 @@ import pytest
 from dashboard import create_app, services
 from dashboard.extensions import db
 from dashboard.services import SYSTEM
-from dashboard.services.errors import AlertWrongState, InvalidInput, NotFound
+from dashboard.services.errors import AlertWrongState, InsufficientStock, InvalidInput, NotFound
 from tests.helpers.app import app_config
+from tests.helpers.records import make_cart
 from tests.services.helpers import SESSION, alerts_of, staff_actor, unresolved_alert
 
 
@@ -208,3 +209,59 @@ def test_alerts_keep_being_raised_on_a_long_lived_connection(database_url, now):
     finally:
         with one_connection.app_context():
             db.engine.dispose()
+
+
+def test_lazy_expiry_then_reserve_leaves_an_acknowledged_alert_as_it_was(
+        product_factory, manager, now):
+    """Found by the stateful test: a reserve that first gives back overdue holds used to
+    evaluate twice in one transaction (after the expiry, then after the hold), so an
+    acknowledged OUT alert was resolved and a fresh one opened although the product was out
+    of stock before and after. Alerts follow the transaction's net change."""
+    product = product_factory(on_hand=2, threshold=1)
+    services.reserve(product.sku, 2, SESSION, 60, now=now)
+    out = unresolved_alert(product.id)
+    services.acknowledge(out.id, actor=manager, now=now)
+
+    later = now + timedelta(minutes=5)
+    services.reserve(product.sku, 2, SESSION, 60, now=later)  # the overdue 2 come back first
+
+    [only] = alerts_of(product.id)
+    assert (only.id, only.kind, only.status) == (out.id, "OUT_OF_STOCK", "acknowledged")
+    assert services.check() == []
+
+
+def test_lazy_expiry_that_frees_the_product_resolves_its_alert(product_factory, now):
+    """The other direction: overdue holds given back lift the product above its threshold
+    even though the new hold takes a unit; the alert is resolved, not left behind."""
+    product = product_factory(on_hand=5, threshold=1)
+    services.reserve(product.sku, 5, SESSION, 60, now=now)
+    assert unresolved_alert(product.id).kind == "OUT_OF_STOCK"
+
+    services.reserve(product.sku, 1, SESSION, 60, now=now + timedelta(minutes=5))
+
+    assert unresolved_alert(product.id) is None
+    assert services.check() == []
+
+
+def test_a_refused_reserve_keeps_the_lazy_expiry_and_its_alert_change(product_factory, now):
+    product = product_factory(on_hand=3, threshold=1)
+    services.reserve(product.sku, 3, SESSION, 60, now=now)
+    with pytest.raises(InsufficientStock):
+        services.reserve(product.sku, 4, SESSION, 60, now=now + timedelta(minutes=5))
+
+    assert unresolved_alert(product.id) is None  # 3 available again, above the threshold
+    assert services.check() == []
+
+
+def test_a_cart_hold_after_lazy_expiry_leaves_an_acknowledged_alert_as_it_was(
+        product_factory, manager, now):
+    product = product_factory(on_hand=2, threshold=1)
+    services.reserve(product.sku, 2, SESSION, 60, now=now)
+    out = unresolved_alert(product.id)
+    services.acknowledge(out.id, actor=manager, now=now)
+    cart_id = make_cart(now, {product.id: 2})
+
+    services.reserve_cart(cart_id, 60, now=now + timedelta(minutes=5))
+
+    [only] = alerts_of(product.id)
+    assert (only.id, only.status) == (out.id, "acknowledged")
