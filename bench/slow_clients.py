@@ -28,6 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.helpers.servers import free_port, stop  # noqa: E402
+
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 CONFIGS = [
     ("before: -k sync -w 4", ["-c", "/dev/null", "-k", "sync", "-w", "4"]),
@@ -35,12 +38,6 @@ CONFIGS = [
     ("after: gunicorn.conf.py", []),
 ]
 HALF_REQUEST = b"GET /api/v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ping(port: int, timeout: float) -> float | None:
@@ -73,12 +70,7 @@ def server(args: list[str], workdir: str):
         time.sleep(1)  # every worker booted, not just the first
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def slow_connections(port: int, count: int) -> list[socket.socket]:
@@ -121,7 +113,8 @@ def main() -> None:
                 with server(config, workdir) as port:
                     times += measure(port, args.slow, args.pings, args.timeout)
             answered = sorted(t for t in times if t is not None)
-            p50, top = (ms(statistics.median(answered)), ms(answered[-1])) if answered else ("-", "-")
+            p50, top = ((ms(statistics.median(answered)), ms(answered[-1])) if answered
+                        else ("-", "-"))
             print(f"| {label} | {len(answered)} of {len(times)} | {len(times) - len(answered)} "
                   f"| {p50} | {top} |", flush=True)
 

@@ -7,9 +7,10 @@
       -> PostgreSQL; plus one `flask --app wsgi scheduler` through the same PgBouncer.
 
 Storefront clients reserve (and release half of what they hold) through nginx for a few
-seconds until stock runs short, with unknown SKUs and hostile bodies mixed in, while the scheduler expires a backlog of
-overdue holds made beforehand. Then it checks: no 5xx, every answer has an X-Request-Id,
-the backlog is gone (expiry lag 0), `flask --app wsgi check` finds I1-I6 intact, /healthz
+seconds until stock runs short, with unknown SKUs and hostile bodies mixed in, while the
+scheduler expires a backlog of overdue holds made beforehand. Then it checks: no 5xx,
+every answer has an X-Request-Id, the backlog is gone (expiry lag 0), `flask --app wsgi
+check` finds I1-I6 intact, /healthz
 answers 200 through nginx, and a sign-in with a spoofed X-Forwarded-For records the
 address nginx saw. Prints the outcomes, what each host served, and a sample of /metrics.
 

@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, stop
 
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 UPSTREAM = "host=127.0.0.1 port=5432"
@@ -85,12 +85,7 @@ def running(pool_size: int = 20, upstream: str = UPSTREAM):
         wait_until_listening(port, process)
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
         log.close()
         shutil.rmtree(directory, ignore_errors=True)
 

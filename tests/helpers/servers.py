@@ -1,4 +1,5 @@
-"""Real servers for tests that need one: a free loopback port, a gunicorn on the test database.
+"""Real servers for tests that need one: a free loopback port, a gunicorn on the test
+database, stopping a server process.
 
 `gunicorn` runs from the repository root, so gunicorn.conf.py configures it as it does a
 shop's plain `gunicorn wsgi:app`; arguments given here override it.
@@ -25,6 +26,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Ask the process to stop (SIGTERM); kill it if it has not within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -60,10 +71,5 @@ def gunicorn(database_url: str, workers: int | None = 4, env: dict | None = None
             time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
