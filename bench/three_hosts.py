@@ -263,9 +263,14 @@ def sign_in_with_a_spoofed_address(base: str) -> str | None:
         engine.dispose()
 
 
+def pgbouncer_version() -> str:
+    answer = subprocess.run([PGBOUNCER, "--version"], capture_output=True, text=True)
+    return (answer.stdout.splitlines() or ["PgBouncer"])[0]
+
+
 def format_report(args, elapsed, results, per_host, health, signed_in, check) -> str:
     lines = [f"\nThree gunicorn hosts (2 gthread workers each) behind nginx (TLS), one scheduler,"
-             f" PgBouncer {PGBOUNCER} (transaction mode), PostgreSQL; {args.clients} clients for"
+             f" {pgbouncer_version()} (transaction mode), PostgreSQL; {args.clients} clients for"
              f" {elapsed:.1f} s, {os.cpu_count()} cores\n",
              "| call | status | requests | p50 ms | p95 ms |", "|---|---:|---:|---:|---:|"]
     groups: dict = {}
