@@ -1,13 +1,13 @@
 """Benchmark: the storefront API's reserve call through gunicorn, against the ceiling.
 
-Serves the app with gunicorn (sync workers, default 4: see WORKERS) on loopback and, for
-1, 8 and 32 concurrent clients, runs for a few seconds each:
+Serves the app with gunicorn (gunicorn.conf.py's gthread workers, default 4: see WORKERS)
+on loopback and, for 1, 8 and 32 concurrent clients, runs for a few seconds each:
   - `GET /api/v1/ping`: no token, no database: the ceiling of this server on this machine;
   - `POST /api/v1/reservations` (1 unit, spread over 200 products so no row is hot);
   - the same with an `Idempotency-Key` (one key row inserted, then answered, per call);
   - `services.reserve` called in this process, no HTTP: what the API adds is the gap.
-Prints requests/s and p50/p95 latency (client side, new connection per request: sync
-workers do not keep connections alive) as a markdown table.
+Prints requests/s and p50/p95 latency (client side, new connection per request, as
+gunicorn.conf.py keeps none alive) as a markdown table.
 
 The load generator runs in this process (threads, http.client) on the same cores as
 gunicorn and PostgreSQL, so the numbers are lower bounds of the server's capacity.
@@ -43,8 +43,8 @@ from dashboard.services import SYSTEM, Owner  # noqa: E402
 
 DB_NAME = "stockroom_bench_api"
 # 2 cores shared by gunicorn and PostgreSQL: a reserve spends roughly half its time waiting
-# on database round trips, so two sync workers per core keep both cores busy without the
-# context-switching of more (measured with --workers 2 / 4 / 8, see the report).
+# on database round trips, so two workers per core keep both cores busy without the
+# context-switching of more (measured with sync workers, --workers 2 / 4 / 8).
 WORKERS = 4
 PRODUCTS = 200
 CLIENTS = (1, 8, 32)
@@ -207,7 +207,7 @@ def main() -> None:
         if not args.keep:
             admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
-    print(f"\nStorefront API through gunicorn ({args.workers} sync workers), "
+    print(f"\nStorefront API through gunicorn ({args.workers} gthread workers), "
           f"{args.seconds:.0f} s per cell, {os.cpu_count()} CPUs shared with PostgreSQL "
           "and the load generator\n")
     print("| call | clients | req/s | p50 ms | p95 ms | % of ceiling | non-2xx |")

@@ -1,10 +1,10 @@
 """Stockroom: staff dashboard for e-commerce inventory."""
-import logging
 import os
 
 from flask import Flask
 
 from .config import Config, database_url, from_environment, instance_secret_key
+from .database import postgres_options, watch_session_settings
 from .extensions import csrf, db, login_manager, migrate
 
 
@@ -26,26 +26,34 @@ def create_app(config: dict | None = None) -> Flask:
     secure = app.config["COOKIE_SECURE"] and not app.debug and not app.testing
     app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = secure
     _configure_engine(app)
-    logging.basicConfig(
-        level=app.config["LOG_LEVEL"],
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
     db.init_app(app)
     with app.app_context():
         _sqlite_write_locking(db.engine)
+        watch_session_settings(db.engine, app.config["DATABASE_POOLER"])
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from . import api, cli, health, models, web  # noqa: F401  (models registers the tables)
+    from . import api, cli, health, models, observability, web  # noqa: F401  (models: tables)
 
     web.init_app(app)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # bearer tokens, not cookies: no CSRF exposure
     app.register_blueprint(health.bp)
     cli.init_app(app)  # with the scheduler's commands (and its in-process run under `flask run`)
+    observability.init_app(app)  # logging, request ids, /metrics
+    _trust_proxies(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind PROXY_HOPS proxies: the client's address, scheme, host and port as forwarded."""
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
 
 def _sqlite_write_locking(engine) -> None:
@@ -73,9 +81,6 @@ def _configure_engine(app: Flask) -> None:
         options.pop("pool_pre_ping", None)
         options.setdefault("connect_args", {"timeout": 30})
     elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        # Every query here is short; JIT compiling one costs more than it saves (13 ms of a
-        # 30 ms overview count at 100k products).
-        connect_args = dict(options.get("connect_args", {}))
-        connect_args.setdefault("options", "-c jit=off")
-        options["connect_args"] = connect_args
+        options = postgres_options(options, pooler=app.config["DATABASE_POOLER"],
+                                   prepare=app.config["DATABASE_PREPARE"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options

@@ -6,6 +6,7 @@ what it accepts. `Config` holds the settings that never come from the environmen
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -64,6 +65,19 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
         "COOKIE_SECURE": _flag(env, "COOKIE_SECURE", True),
         "DISPLAY_TIMEZONE": _time_zone(env, "DISPLAY_TIMEZONE", "UTC"),
         "LOG_LEVEL": _log_level(env, "LOG_LEVEL", "INFO"),
+        # "json": one JSON object per log line, with the request id.
+        "LOG_FORMAT": _choice(env, "LOG_FORMAT", "text", ("text", "json")),
+        # Production shape (deploy/README.md). Proxies in front that set X-Forwarded-For,
+        # -Proto, -Host and -Port; 0 believes no such header.
+        "PROXY_HOPS": _whole(env, "PROXY_HOPS", 0, 0, 5),
+        # "transaction" behind PgBouncer (or any pooler) in transaction mode: no session state.
+        "DATABASE_POOLER": _choice(env, "DATABASE_POOLER", "direct", ("direct", "transaction")),
+        # Server-side prepared statements: auto = on when direct, off when pooled; "on" for
+        # PgBouncer >= 1.21 with max_prepared_statements > 0.
+        "DATABASE_PREPARE": _choice(env, "DATABASE_PREPARE", "auto", ("auto", "on", "off")),
+        # /metrics answers these addresses, and anyone sending `Authorization: Bearer <token>`.
+        "METRICS_ALLOW": _networks(env, "METRICS_ALLOW", "127.0.0.0/8,::1/128"),
+        "METRICS_TOKEN": _secret(env, "METRICS_TOKEN", 16),
     }
     if not settings["HOLD_TTL_MIN"] <= settings["HOLD_TTL_DEFAULT"] <= settings["HOLD_TTL_MAX"]:
         raise ConfigError(
@@ -163,4 +177,34 @@ def _log_level(env: Mapping[str, str], name: str, default: str) -> str:
     value = (_given(env, name) or default).upper()
     if value not in LOG_LEVELS:
         raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}; it is {value[:40]!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (_given(env, name) or default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; it is {value[:40]!r}")
+    return value
+
+
+def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR ranges; "none" allows none."""
+    value = _given(env, name) or default
+    if value.lower() == "none":
+        return ()
+    found = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            found.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name} must be addresses or CIDR ranges such as 10.0.0.0/8;"
+                              f" it has {part[:60]!r}") from None
+    return tuple(found)
+
+
+def _secret(env: Mapping[str, str], name: str, min_length: int) -> str | None:
+    """An optional secret; when set, long enough not to be guessed."""
+    value = _given(env, name)
+    if value is not None and len(value) < min_length:
+        raise ConfigError(f"{name} must be at least {min_length} characters when set")
     return value

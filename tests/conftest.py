@@ -58,6 +58,8 @@ def database_url(tmp_path_factory):
                              isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        # As deploy/README.md has a shop do: set on the database, it survives a pooler.
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET jit = off'))
     try:
         yield _postgres_url(base, name)
     finally:

@@ -14,7 +14,9 @@ DEFAULTS = {
     "HOLD_EXTEND_CAP": 7200, "STUCK_TTL_MULTIPLE": 4, "EXPIRE_INTERVAL": 30,
     "ALERTS_INTERVAL": 60, "RECONCILE_INTERVAL": 600, "EXPIRE_BATCH": 2000,
     "LOGIN_MAX_FAILURES": 5, "LOGIN_WINDOW_SECONDS": 900, "COOKIE_SECURE": True,
-    "DISPLAY_TIMEZONE": "UTC", "LOG_LEVEL": "INFO",
+    "DISPLAY_TIMEZONE": "UTC", "LOG_LEVEL": "INFO", "LOG_FORMAT": "text", "PROXY_HOPS": 0,
+    "DATABASE_POOLER": "direct", "DATABASE_PREPARE": "auto",
+    "METRICS_ALLOW": ("127.0.0.0/8", "::1/128"), "METRICS_TOKEN": None,
 }
 
 
@@ -32,6 +34,13 @@ def test_unset_or_blank_variables_take_the_documented_defaults():
     ({"LOG_LEVEL": "debug"}, "LOG_LEVEL", "DEBUG"),
     ({"DISPLAY_TIMEZONE": "Europe/Berlin"}, "DISPLAY_TIMEZONE", "Europe/Berlin"),
     ({"SECRET_KEY": "shared-by-every-host"}, "SECRET_KEY", "shared-by-every-host"),
+    ({"PROXY_HOPS": "2"}, "PROXY_HOPS", 2),
+    ({"DATABASE_POOLER": "Transaction"}, "DATABASE_POOLER", "transaction"),
+    ({"LOG_FORMAT": "JSON"}, "LOG_FORMAT", "json"),
+    ({"METRICS_ALLOW": "10.1.2.3, 192.168.0.0/16,::1"}, "METRICS_ALLOW",
+     ("10.1.2.3/32", "192.168.0.0/16", "::1/128")),
+    ({"METRICS_ALLOW": "none"}, "METRICS_ALLOW", ()),
+    ({"METRICS_TOKEN": "metrics-token-0123456789"}, "METRICS_TOKEN", "metrics-token-0123456789"),
 ])
 def test_values_are_parsed(given, setting, wanted):
     assert from_environment(given)[setting] == wanted
@@ -52,6 +61,14 @@ def test_values_are_parsed(given, setting, wanted):
     ("DISPLAY_TIMEZONE", "Mars/Olympus_Mons"),
     ("DISPLAY_TIMEZONE", "../../etc/passwd"),
     ("LOG_LEVEL", "LOUD"),
+    ("PROXY_HOPS", "-1"),
+    ("PROXY_HOPS", "6"),
+    ("PROXY_HOPS", "all"),
+    ("DATABASE_POOLER", "pgbouncer"),
+    ("DATABASE_PREPARE", "sometimes"),
+    ("LOG_FORMAT", "xml"),
+    ("METRICS_ALLOW", "10.0.0.0/8,prometheus.internal"),  # names are not resolved
+    ("METRICS_TOKEN", "secret"),  # too short to be one
 ])
 def test_a_bad_value_is_refused_naming_the_variable(name, value):
     with pytest.raises(ConfigError, match=f"^{name} must be"):

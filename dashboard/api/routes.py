@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload
 from .. import services
 from ..extensions import db
 from ..models import Order, Product, Reservation
+from ..observability.metrics import reserve_outcome
 from ..services.errors import NotFound, StockroomError, UnknownProduct
 from . import bp, idempotency, schemas
 from .body import read_json
@@ -130,8 +131,9 @@ def product(sku: str):
 @post("/reservations", schemas.NEW_RESERVATION)
 def create_reservation(values: dict, now: datetime):
     owner = services.Owner(**{k: values.get(k) for k in schemas.NEW_RESERVATION.one_of})
-    hold = services.reserve(values["sku"], values["quantity"], owner, values.get("ttl_seconds"),
-                            actor=g.actor, now=now)
+    with reserve_outcome("reservation"):
+        hold = services.reserve(values["sku"], values["quantity"], owner,
+                                values.get("ttl_seconds"), actor=g.actor, now=now)
     # The service matched the SKU exactly (after trimming); naming it saves loading the product.
     return reservation_json(hold, sku=values["sku"].strip()), 201
 
@@ -172,7 +174,8 @@ def extend(values: dict, now: datetime, reservation_id: str):
 @post("/carts/<cart_id>/reserve", schemas.CART_RESERVE)
 def reserve_cart(values: dict, now: datetime, cart_id: str):
     cid = _path_id(cart_id, "cart", schemas.MAX_INT32)
-    holds = services.reserve_cart(cid, values.get("ttl_seconds"), actor=g.actor, now=now)
+    with reserve_outcome("cart"):
+        holds = services.reserve_cart(cid, values.get("ttl_seconds"), actor=g.actor, now=now)
     return [reservation_json(hold) for hold in holds], 201
 
 

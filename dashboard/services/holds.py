@@ -115,7 +115,10 @@ def _take_slowly(product: Product | str | int, quantity: int, now: datetime, sku
     after = None if sku_tried else _take(quantity, now, product_id=found.id)
     if after is not None:
         return after, False
-    lazily_expired = overdue(now).where(Reservation.product_id == found.id)
+    # A hold another transaction is ending is skipped, never waited for: that one may be
+    # waiting for this product (a release, the scheduler's sweep): a deadlock.
+    lazily_expired = (overdue(now).where(Reservation.product_id == found.id)
+                      .order_by(Reservation.id).with_for_update(skip_locked=True))
     gave_back = expire_claimed(lazily_expired, now, evaluate=False).holds > 0
     if gave_back:
         after = _take(quantity, now, product_id=found.id)

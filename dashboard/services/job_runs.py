@@ -2,9 +2,11 @@
 
 The unique (job, slot_at) row is claimed before a job runs, so however many scheduler
 processes and hosts fire for the same slot, exactly one runs it. On PostgreSQL a
-session-level advisory lock per job also keeps runs of one job from overlapping (a slow
-run of slot N and the run of slot N+1, or a manual run); on SQLite, one writer at a time
-and the unique claim in the one database file do the same within a host.
+transaction-scoped advisory lock per job also keeps runs of one job from overlapping (a
+slow run of slot N and the run of slot N+1, or a manual run); it holds through a
+transaction pooler such as PgBouncer, where a session lock could be unlocked on another
+server connection. On SQLite, one writer at a time and the unique claim in the one
+database file do the same within a host.
 
 Outcomes that cannot be written while the database is down are kept in memory (runs that
 failed before they could claim their slot, finishes of claimed runs) and written at the
@@ -115,19 +117,19 @@ def job_lock(name: str):
                 _local_locks[name].release()
         return
     key = zlib.crc32(f"stockroom.job.{name}".encode())
-    # A connection of its own in autocommit: the lock spans the job's many transactions.
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        acquired = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+    # A transaction of its own holds the lock across the job's many transactions; it keeps
+    # one server connection even through a transaction pooler, and ending it unlocks.
+    with db.engine.connect() as conn:
+        acquired = conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar()
         try:
             if acquired:
                 _fail_interrupted(name)
             yield acquired
         finally:
-            if acquired:
-                try:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                except Exception:
-                    conn.invalidate()  # never return a connection still holding the lock
+            try:
+                conn.rollback()
+            except Exception:
+                conn.invalidate()  # never return a connection still holding the lock
 
 
 def _fail_interrupted(name: str) -> None:

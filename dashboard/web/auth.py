@@ -27,8 +27,7 @@ def sign_in():
         return render_template("auth/sign_in.html", form=form), status
 
     try:
-        # The direct peer's address: no proxy-header middleware is installed, so behind a
-        # reverse proxy every client shares the proxy's address.
+        # Behind PROXY_HOPS proxies, ProxyFix has already made remote_addr the client's.
         signed_in = signin.sign_in(form.email.data, form.password.data, ip=request.remote_addr,
                                    now=datetime.now(timezone.utc))
     except SignInRefused as refusal:

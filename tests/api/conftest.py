@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from dashboard import services
-from tests.api.helpers import Api, gunicorn
+from tests.api.helpers import Api
+from tests.helpers.servers import gunicorn
 
 
 @pytest.fixture

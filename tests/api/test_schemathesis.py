@@ -18,7 +18,7 @@ import textwrap
 import pytest
 
 from dashboard import services
-from tests.api.helpers import VENV_BIN, gunicorn
+from tests.helpers.servers import VENV_BIN, gunicorn
 from tests.helpers.records import make_cart, make_order
 
 pytestmark = pytest.mark.slow

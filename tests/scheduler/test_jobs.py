@@ -214,12 +214,14 @@ def job_lock_key(name):
 
 def test_while_another_process_runs_the_job_the_slot_is_left_to_it(other_connection, now):
     key = job_lock_key("expire")
-    other_connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+    # As a running job holds it: for its own transaction (which keeps a pooler's connection).
+    other_connection.execute(sa.text("BEGIN"))
+    other_connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     try:
         assert jobs.run_scheduled("expire", now) is None
         manual = jobs.run_job("expire", now=now)
     finally:
-        other_connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        other_connection.execute(sa.text("ROLLBACK"))
 
     assert manual.status == "skipped"
     assert "in progress" in json.loads(manual.detail)["reason"]

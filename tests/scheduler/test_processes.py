@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy import func, select
 
 from dashboard import services
@@ -178,4 +179,6 @@ def test_slots_missed_while_the_database_is_unreachable_are_recorded_when_it_ret
     failed = [r for r in expire_rows() if r.status == "failed"]
     assert len(failed) >= 2
     assert all(r.error.startswith("could not run: OperationalError") for r in failed)
-    assert "heartbeat not written" in schedulers.logs()
+    if current_app.config["DATABASE_POOLER"] == "direct":
+        # Through PgBouncer the heartbeat waits for a server connection instead of failing.
+        assert "heartbeat not written" in schedulers.logs()

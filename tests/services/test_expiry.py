@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from dashboard import services
 from dashboard.extensions import db
@@ -96,3 +97,26 @@ def test_expiry_evaluates_alerts(product_factory, now):
     assert result.alerts.resolved == 1
     assert unresolved_alert(product.id) is None
     assert services.check() == []
+
+
+def test_lazy_expiry_skips_a_hold_another_transaction_is_ending(
+        requires_postgres, database_url, product_factory, now):
+    # Waiting for that hold while the other transaction waits for this product (or for a
+    # hold this one took) deadlocked reserves against releases and the scheduler's sweep.
+    product = product_factory(on_hand=2)
+    busy, free = (services.reserve(product.sku, 1, SESSION, 60, now=now) for _ in range(2))
+    busy_id, free_id, product_id = busy.id, free.id, product.id
+    db.session.commit()
+    other = sa.create_engine(database_url)
+    try:
+        with other.connect() as conn:
+            conn.execute(sa.text("SELECT id FROM reservations WHERE id = :id FOR UPDATE"),
+                         {"id": busy_id})
+            # Refuse instead of hanging if reserve waits for the locked hold after all.
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+            hold = services.reserve(product_id, 1, SESSION, 60, now=now + timedelta(minutes=5))
+            conn.rollback()
+    finally:
+        other.dispose()
+    assert _statuses() == {busy_id: "active", free_id: "expired", hold.id: "active"}
+    assert counters(product_id) == (2, 2)
