@@ -25,7 +25,7 @@ RETRY = {IN_PROGRESS, UNAVAILABLE, SERVER_ERROR, BARE, NO_ANSWER}
 UNEXPECTED_STATUSES = {400, 401, 403, 404, 405, 413, 415}
 
 MAX_ATTEMPTS = 8
-REQUEST_DEADLINE = 25.0  # seconds for all attempts of one logical request
+REQUEST_DEADLINE = 15.0  # seconds for all attempts of one logical request
 MAX_RETRY_AFTER = 3.0
 
 

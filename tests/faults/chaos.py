@@ -63,7 +63,10 @@ class Chaos(threading.Thread):
         self._halt = threading.Event()
 
     def stop(self) -> None:
+        """No more faults; returns when the one being made (a restart, say) is done."""
         self._halt.set()
+        if self.is_alive():
+            self.join(120)
 
     def run(self):
         started = time.monotonic()

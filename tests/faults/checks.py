@@ -51,6 +51,15 @@ def invariant_violations(conn) -> dict[str, list[int]]:
     return {name: [row[0] for row in conn.execute(sql)] for name, sql in INVARIANTS.items()}
 
 
+def scheduler_figures(conn) -> dict[str, int]:
+    """What the schedulers got done through the faults (job runs by status, holds expired)."""
+    figures = {f"{job} {status}": n for job, status, n in conn.execute(
+        "SELECT job, status, count(*) FROM job_runs GROUP BY job, status ORDER BY job, status")}
+    figures["holds expired"] = conn.execute(
+        "SELECT count(*) FROM stock_movements WHERE kind = 'expire'").fetchone()[0]
+    return figures
+
+
 @dataclass
 class Found:
     """What the database holds for one request: holds (ids) or ledger lines (hold ids)."""

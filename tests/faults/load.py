@@ -17,7 +17,7 @@ from .storefront import Storefront, send
 STOREFRONTS = 16
 REPLAY_WORKERS = 8
 # A key whose request died must be answerable again "at once or within seconds".
-STUCK_AFTER = 15.0
+STUCK_AFTER = 10.0
 
 
 def _post(session: requests.Session, base: str, token: str, path: str, body: dict):

@@ -43,7 +43,8 @@ def log_exceptions(paths) -> Counter:
 
 def figures(*, seconds: float, seed: int, faults_on: bool, tally: Tally, faults: dict,
             backends: int, busy_workers: int, missed: dict, load, replay: dict, verdicts: Verdicts,
-            invariants: dict[str, list[int]], logs: Counter, phases: dict) -> list[str]:
+            invariants: dict[str, list[int]], logs: Counter, phases: dict,
+            scheduler: dict[str, int]) -> list[str]:
     requests = load.requests
     api = [r for r in requests if r.is_api]
     staff = [r for r in requests if not r.is_api]
@@ -77,6 +78,7 @@ def figures(*, seconds: float, seed: int, faults_on: bool, tally: Tally, faults:
     lines.append("  invariants           " + ", ".join(
         f"{name.split(' ')[0] if name.startswith('I') else name}: {len(ids)}"
         for name, ids in invariants.items()))
+    lines.append("  scheduler            " + ", ".join(f"{k} {v}" for k, v in scheduler.items()))
     lines.append("")
     lines.append("  " + f"{'kind':<14}" + "".join(f"{c:>15}" for c in KIND_COLUMNS))
     for kind, counts in sorted(verdicts.by_kind.items()):

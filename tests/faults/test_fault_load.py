@@ -24,7 +24,7 @@ import pytest
 
 from .answers import Tally
 from .chaos import Chaos, schedule
-from .checks import invariant_violations, judge
+from .checks import invariant_violations, judge, scheduler_figures
 from .cluster import Cluster
 from .load import Load, wait_until_serving
 from .processes import Gunicorn, Schedulers
@@ -87,7 +87,6 @@ def test_under_faults_each_request_takes_effect_at_most_once_and_says_so(fault_r
         chaos.start()
         load.join()
         chaos.stop()
-        chaos.join(120)
         phase("load")
 
         if not cluster.is_running():
@@ -98,6 +97,7 @@ def test_under_faults_each_request_takes_effect_at_most_once_and_says_so(fault_r
         with cluster.connect() as conn:
             verdicts = judge(conn, load.requests)
             invariants = invariant_violations(conn)
+            scheduler = scheduler_figures(conn)
         logs = log_exceptions(tmp_path.glob("*.log"))
         phase("checks")
     phase("clean-up")
@@ -106,7 +106,7 @@ def test_under_faults_each_request_takes_effect_at_most_once_and_says_so(fault_r
     table = figures(seconds=SECONDS, seed=SEED, faults_on=FAULTS_ON, faults=dict(chaos.done),
                     backends=chaos.backends_terminated,
                     busy_workers=chaos.busy_workers_killed, missed=dict(chaos.missed), load=load,
-                    logs=logs, phases=phases, **facts)
+                    logs=logs, phases=phases, scheduler=scheduler, **facts)
     fault_report(table)  # printed in the terminal summary
     problems = failures(**facts)
-    assert not problems, "\n".join(["under faults:", *problems])
+    assert not problems, "\n".join(["under faults:", *problems, f"(the app's logs: {tmp_path})"])
