@@ -14,29 +14,29 @@ from datetime import datetime, timedelta
 from .answers import CONCLUSIVE, OK, REFUSED, Request
 
 INVARIANTS = {
-    "I1 0 <= reserved <= on_hand":
+    "I1 (0 <= reserved <= on_hand)":
         "SELECT id FROM products WHERE NOT (0 <= reserved AND reserved <= on_hand)",
-    "I2 reserved = sum of active holds":
+    "I2 (reserved = active holds)":
         "SELECT p.id FROM products p LEFT JOIN (SELECT product_id, sum(quantity) AS q"
         " FROM reservations WHERE status = 'active' GROUP BY product_id) h"
         " ON h.product_id = p.id WHERE p.reserved <> coalesce(h.q, 0)",
-    "I3 counters = sums of the ledger":
+    "I3 (counters = ledger sums)":
         "SELECT p.id FROM products p LEFT JOIN (SELECT product_id, sum(on_hand_delta) AS oh,"
         " sum(reserved_delta) AS rs FROM stock_movements GROUP BY product_id) m"
         " ON m.product_id = p.id"
         " WHERE p.on_hand <> coalesce(m.oh, 0) OR p.reserved <> coalesce(m.rs, 0)",
-    "I4 one unresolved alert per product":
+    "I4 (one unresolved alert)":
         "SELECT product_id FROM stock_alerts WHERE status <> 'resolved'"
         " GROUP BY product_id HAVING count(*) > 1",
-    "I6 ended holds have a time and a reason":
+    "I6 (ended with time, reason)":
         "SELECT id FROM reservations WHERE (status <> 'active' AND (ended_at IS NULL"
         " OR coalesce(end_reason, '') = '')) OR (status = 'active' AND ended_at IS NOT NULL)",
-    "I6 a hold leaves active once (ledger)":
+    "I6 (ended once, ledger)":
         "SELECT r.id FROM reservations r LEFT JOIN (SELECT reservation_id, count(*) AS n"
         " FROM stock_movements WHERE kind IN ('release', 'expire', 'commit')"
         " GROUP BY reservation_id) e ON e.reservation_id = r.id"
         " WHERE coalesce(e.n, 0) <> CASE WHEN r.status = 'active' THEN 0 ELSE 1 END",
-    "each hold reserved once (ledger)":
+    "holds reserved once (ledger)":
         "SELECT r.id FROM reservations r LEFT JOIN (SELECT reservation_id, count(*) AS n,"
         " sum(reserved_delta) AS q FROM stock_movements WHERE kind = 'reserve'"
         " GROUP BY reservation_id) m ON m.reservation_id = r.id"

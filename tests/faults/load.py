@@ -18,6 +18,7 @@ STOREFRONTS = 16
 REPLAY_WORKERS = 8
 # A key whose request died must be answerable again "at once or within seconds".
 STUCK_AFTER = 10.0
+MAX_REPLAY_ROUNDS = 30
 
 
 def _post(session: requests.Session, base: str, token: str, path: str, body: dict):
@@ -97,21 +98,25 @@ class Load:
         return sum(getattr(thread, "idle", 0) for thread in self.threads)
 
     def replay_keys(self) -> dict:
-        """Send every keyed request once more (retrying only answers that are not one)."""
+        """Send every keyed request once more; one answered "in progress" (or not at all) is
+        sent again each second, and is stuck if it still is STUCK_AFTER seconds later."""
         keyed = [r for r in self.requests if r.key is not None]
-        pending, rounds, sent = keyed, 0, 0
-        started = time.monotonic()
+        pending, rounds, sent, waiting_since = keyed, 0, 0, {}
         rng = random.Random(self.seed)
         with ThreadPoolExecutor(REPLAY_WORKERS) as pool:
-            while pending:
+            while pending and rounds < MAX_REPLAY_ROUNDS:
                 rounds += 1
                 sent += len(pending)
-                for request, attempt in zip(pending, pool.map(self._replay_one, pending)):
+                answers = list(pool.map(self._replay_one, pending))
+                now = time.monotonic()
+                for request, attempt in zip(pending, answers):
                     request.replay = attempt
-                pending = [r for r in pending if r.replay.verdict in RETRY]
-                if not pending or time.monotonic() - started > STUCK_AFTER:
-                    break
-                time.sleep(rng.uniform(0.8, 1.2))
+                    if attempt.verdict in RETRY:
+                        waiting_since.setdefault(id(request), now)
+                pending = [r for r in pending if r.replay.verdict in RETRY
+                           and now - waiting_since[id(r)] < STUCK_AFTER]
+                if pending:
+                    time.sleep(rng.uniform(0.8, 1.2))
         return {"keys": len(keyed), "sent": sent, "rounds": rounds,
                 "stuck": sum(1 for r in keyed if r.replay.verdict == IN_PROGRESS),
                 "unanswered": sum(1 for r in keyed if r.replay.verdict in RETRY - {IN_PROGRESS})}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .answers import BARE, NO_ANSWER, SERVER_ERROR, UNAVAILABLE, Tally
 from .checks import FAILURES, Verdicts
+from .load import STUCK_AFTER
 
 KIND_COLUMNS = ("requests", "keyed", "retried", "ok", "refused", "unknown", *FAILURES)
 
@@ -75,9 +76,8 @@ def figures(*, seconds: float, seed: int, faults_on: bool, tally: Tally, faults:
         lines.append(f"  {what:<20} {verdicts.count(what)}")
     lines.append(f"  stuck keys           {replay['stuck']} (of {replay['keys']};"
                  f" {replay['unanswered']} replays got no answer)")
-    lines.append("  invariants           " + ", ".join(
-        f"{name.split(' ')[0] if name.startswith('I') else name}: {len(ids)}"
-        for name, ids in invariants.items()))
+    lines.append("  invariants           " + ", ".join(f"{name} {len(ids)}"
+                                                      for name, ids in invariants.items()))
     lines.append("  scheduler            " + ", ".join(f"{k} {v}" for k, v in scheduler.items()))
     lines.append("")
     lines.append("  " + f"{'kind':<14}" + "".join(f"{c:>15}" for c in KIND_COLUMNS))
@@ -104,7 +104,8 @@ def failures(*, tally: Tally, replay: dict, verdicts: Verdicts,
     if five_hundreds:
         found.append(f"5xx answers other than 503 (or bare pages): {five_hundreds}")
     if replay["stuck"]:
-        found.append(f"stuck keys (409 idempotency_in_progress after {replay['rounds']} replays): {replay['stuck']}")
+        found.append(f"stuck keys (still 409 idempotency_in_progress {STUCK_AFTER:.0f} s after"
+                     f" the first replay that got it): {replay['stuck']}")
     if replay["unanswered"]:
         found.append(f"key replays without an answer after the faults: {replay['unanswered']}")
     found += [f"{name}: products/holds {ids[:10]}" for name, ids in invariants.items() if ids]
