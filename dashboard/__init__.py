@@ -32,6 +32,9 @@ def create_app(config: dict | None = None) -> Flask:
     )
 
     db.init_app(app)
+    from . import outage
+
+    outage.init_app(app)  # after db, so its teardown runs first (a failed rollback stays in)
     with app.app_context():
         _sqlite_write_locking(db.engine)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))

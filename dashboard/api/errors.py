@@ -53,6 +53,12 @@ def refusal(error: StockroomError) -> tuple[dict, int]:
     return body, error.http_status
 
 
+def _is_outage(error) -> bool:
+    from ..outage import is_outage
+
+    return is_outage(error)
+
+
 def _plain(value):
     return iso(value) if isinstance(value, datetime) else value
 
@@ -76,12 +82,35 @@ def handle_refusal(error: StockroomError):
     return error_response(*refusal(error))
 
 
+def database_unavailable(error: Exception):
+    """503 while the database is down; a commit lost on the way says its outcome is unknown."""
+    from flask import current_app
+
+    from ..outage import is_outage
+    from ..services.transaction import OutcomeUnknown
+
+    if not is_outage(error):
+        raise error  # a database refusal is a bug: the app's 500
+    retry = {"Retry-After": str(current_app.config["RETRY_AFTER_UNAVAILABLE"])}
+    if isinstance(error, OutcomeUnknown):
+        body = {"error": "database_unavailable", "outcome": "unknown",
+                "message": "the database connection was lost while saving: this may or may not"
+                           " have been applied; send it again with the same Idempotency-Key to"
+                           " learn the outcome (it is applied at most once)"}
+    else:
+        body = {"error": "database_unavailable", "outcome": "not_applied",
+                "message": "the database is unavailable; nothing was changed, try again shortly"}
+    return error_response(body, 503, retry)
+
+
 def http_error(error: HTTPException):
     """Werkzeug's errors (no route, wrong method, ...) in the API's JSON shape."""
     status = error.code or 500
+    original = getattr(error, "original_exception", None)
+    if original is not None and _is_outage(original):
+        return database_unavailable(original)
     if status >= 500:
-        body = {"error": "server_error",
-                "message": "something went wrong on our side; nothing was changed"}
+        body = {"error": "server_error", "message": "something went wrong on our side"}
     else:
         body = {"error": _HTTP_CODES.get(status, f"http_{status}"),
                 "message": error.description or "request refused"}

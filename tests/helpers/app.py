@@ -28,6 +28,7 @@ def app_config(database_url: str, **overrides) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,
+        "SUBMIT_TOKEN_REQUIRED": False,  # posts of bare form data, as with CSRF
         "SERVER_NAME": "localhost",
     }
     config.update(overrides)
