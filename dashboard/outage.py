@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 from flask import Flask
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -56,16 +57,20 @@ class _LastResort:
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ, start_response):
+        started = []
+
+        def start(status, headers, exc_info=None):
+            started.append(status)
+            return start_response(status, headers, exc_info)
+
         try:
-            return self.wsgi_app(environ, start_response)
+            return self.wsgi_app(environ, start)
         except Exception as error:  # noqa: BLE001
             log.exception("an error escaped the app")
-            return _answer(environ, start_response, error)
+            return _answer(environ, start_response, error, replacing=bool(started))
 
 
-def _answer(environ, start_response, error):
-    import sys
-
+def _answer(environ, start_response, error, replacing: bool):
     outage = is_outage(error)
     status = "503 Service Unavailable" if outage else "500 Internal Server Error"
     if environ.get("PATH_INFO", "").startswith("/api/"):
@@ -82,5 +87,6 @@ def _answer(environ, start_response, error):
         kind = "text/html; charset=utf-8"
     headers = [("Content-Type", kind), ("Content-Length", str(len(body))),
                ("Retry-After", "2"), ("Cache-Control", "no-store")]
-    start_response(status, headers, sys.exc_info())
+    # Replacing an answer whose headers are not sent yet is allowed with exc_info (PEP 3333).
+    start_response(status, headers, sys.exc_info() if replacing else None)
     return [body]

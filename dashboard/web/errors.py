@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, flash, g, jsonify, make_response, render_template, request
+from flask import Flask, current_app, flash, g, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -93,8 +93,8 @@ def _safely(render):
 
 def _without_database(status: int, heading: str, message: str, check: bool = False):
     where = safe_next(request.form.get("next")) if request.method == "POST" else None
-    html = render_template(
-        "unavailable.html", heading=heading, message=message,
+    # The template itself, not render_template: its context processors load the signed-in user.
+    html = current_app.jinja_env.get_template("unavailable.html").render( heading=heading, message=message,
         check_url=(where or "/activity") if check else None,
         check_label="Check whether it was applied" if where else "Check the activity ledger",
     )
