@@ -14,11 +14,11 @@ import logging
 import sys
 
 from flask import Flask
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .extensions import db
-from .services.transaction import OutcomeUnknown
+from .services.transaction import OutcomeUnknown, is_disconnect
 
 log = logging.getLogger(__name__)
 OUTAGES = (DBAPIError, PoolTimeout, OutcomeUnknown)
@@ -30,9 +30,7 @@ MAYBE_CHANGED = ("The database connection was lost while saving; this may or may
 
 
 def is_outage(error: BaseException) -> bool:
-    if isinstance(error, (PoolTimeout, OutcomeUnknown, OperationalError, InterfaceError)):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    return isinstance(error, (PoolTimeout, OutcomeUnknown)) or is_disconnect(error)
 
 
 def init_app(app: Flask) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import jsonify
+from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from ..outage import is_outage
 from ..services.errors import InvalidInput, ReservationNotActive, StockroomError
+from ..services.transaction import OutcomeUnknown
 
 # The service names the new expiry `until`; API callers send ttl_seconds.
 _FIELD_NAMES = {"until": "ttl_seconds"}
@@ -53,12 +55,6 @@ def refusal(error: StockroomError) -> tuple[dict, int]:
     return body, error.http_status
 
 
-def _is_outage(error) -> bool:
-    from ..outage import is_outage
-
-    return is_outage(error)
-
-
 def _plain(value):
     return iso(value) if isinstance(value, datetime) else value
 
@@ -84,11 +80,6 @@ def handle_refusal(error: StockroomError):
 
 def database_unavailable(error: Exception):
     """503 while the database is down; a commit lost on the way says its outcome is unknown."""
-    from flask import current_app
-
-    from ..outage import is_outage
-    from ..services.transaction import OutcomeUnknown
-
     if not is_outage(error):
         raise error  # a database refusal is a bug: the app's 500
     retry = {"Retry-After": str(current_app.config["RETRY_AFTER_UNAVAILABLE"])}
@@ -107,7 +98,7 @@ def http_error(error: HTTPException):
     """Werkzeug's errors (no route, wrong method, ...) in the API's JSON shape."""
     status = error.code or 500
     original = getattr(error, "original_exception", None)
-    if original is not None and _is_outage(original):
+    if original is not None and is_outage(original):
         return database_unavailable(original)
     if status >= 500:
         body = {"error": "server_error", "message": "something went wrong on our side"}

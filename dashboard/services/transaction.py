@@ -17,7 +17,8 @@ import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..extensions import db
 
@@ -66,15 +67,16 @@ def _commit() -> None:
     try:
         db.session.commit()
     except (DBAPIError, PoolTimeout) as error:
-        if isinstance(error, DBAPIError) and not _is_disconnect(error):
+        if isinstance(error, DBAPIError) and not is_disconnect(error):
             raise  # the database refused the commit (e.g. a deferred constraint): rolled back
         raise OutcomeUnknown(str(error)) from error
 
 
-def _is_disconnect(error: DBAPIError) -> bool:
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
+def is_disconnect(error: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not a refusal of it)."""
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def in_unit_of_work() -> bool:

@@ -14,7 +14,6 @@ from dashboard.extensions import db
 from dashboard.models import IdempotencyKey, Reservation
 from dashboard.services import SYSTEM, Owner
 from dashboard.services.transaction import in_unit_of_work
-from tests.api.helpers import Api
 from tests.helpers.app import app_config
 from tests.helpers.records import make_cart, make_order
 from tests.helpers.statements import statements
