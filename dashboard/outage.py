@@ -44,15 +44,15 @@ def init_app(app: Flask) -> None:
             log.warning("could not end the database session cleanly", exc_info=True)
             db.session.registry.clear()
 
-    app.wsgi_app = _LastResort(app.wsgi_app)
+    app.wsgi_app = _LastResort(app.wsgi_app, app)
 
 
 class _LastResort:
     """WSGI wrapper: an exception that escaped Flask (teardown, an error handler that
     failed) becomes a 503 or 500 in the shape the path expects, never a bare page."""
 
-    def __init__(self, wsgi_app):
-        self.wsgi_app = wsgi_app
+    def __init__(self, wsgi_app, app: Flask):
+        self.wsgi_app, self.app = wsgi_app, app
 
     def __call__(self, environ, start_response):
         started = []
@@ -64,6 +64,9 @@ class _LastResort:
         try:
             return self.wsgi_app(environ, start)
         except Exception as error:  # noqa: BLE001
+            propagate = self.app.config["PROPAGATE_EXCEPTIONS"]
+            if propagate or (propagate is None and (self.app.testing or self.app.debug)):
+                raise  # tests and the debugger want the error itself, as Flask gives it them
             log.exception("an error escaped the app")
             return _answer(environ, start_response, error, replacing=bool(started))
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event, func, select, text
+from werkzeug.test import EnvironBuilder
 
 from dashboard import create_app, services
 from dashboard.extensions import db
@@ -268,3 +269,26 @@ def test_a_rollback_failing_in_teardown_does_not_replace_the_answer(
     finally:
         killer.dispose()
     assert response.status_code == 200 and "RED-1" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path, kind", [("/api/v1/ping", "application/json"),
+                                        ("/sign-in", "text/html")])
+def test_an_error_escaping_flask_is_answered_in_the_paths_shape_not_a_bare_page(
+        database_url, path, kind):
+    own = create_app(app_config(database_url, TESTING=False, PROPAGATE_EXCEPTIONS=False))
+
+    @own.teardown_appcontext
+    def broken(_error):  # registered last, so it runs first, and Flask does not catch it
+        raise RuntimeError("teardown failed")
+
+    # A server's start_response (PEP 3333: exc_info may replace headers not yet sent);
+    # the test client's would re-raise any exc_info.
+    started = []
+
+    def start_response(status, headers, exc_info=None):
+        started.append((status, dict(headers)))
+
+    body = b"".join(own.wsgi_app(EnvironBuilder(path=path).get_environ(), start_response))
+    status, headers = started[-1]
+    assert status.startswith("500") and headers["Content-Type"].startswith(kind)
+    assert b"<h1><p>" not in body and (b"Something went wrong" in body or b"server_error" in body)
