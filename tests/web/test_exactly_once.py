@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select, text, update
 from werkzeug.test import EnvironBuilder
 
 from dashboard import create_app, services
 from dashboard.extensions import db
-from dashboard.models import StockAlert, StockMovement
+from dashboard.models import StockAlert, StockMovement, Submission
 from dashboard.services import SYSTEM, Owner
+from dashboard.services.housekeeping import prune
 from dashboard.services.transaction import in_unit_of_work
 from tests.api.test_concurrency import race
 from tests.helpers.app import app_config
@@ -292,3 +293,17 @@ def test_an_error_escaping_flask_is_answered_in_the_paths_shape_not_a_bare_page(
     status, headers = started[-1]
     assert status.startswith("500") and headers["Content-Type"].startswith(kind)
     assert b"<h1><p>" not in body and (b"Something went wrong" in body or b"server_error" in body)
+
+
+def test_submissions_older_than_a_day_are_pruned(client_for, product_factory):
+    merchandiser = client_for("merchandiser")
+    red = product_factory("RED-1", on_hand=10)
+    for reason in ("old", "new"):
+        merchandiser.post(f"/stock/{red.id}/adjust",
+                          data={"delta": "1", "reason": reason, "submit_token": token()})
+    db.session.execute(update(Submission).where(Submission.message.contains("10 → 11"))
+                       .values(created_at=datetime.now(timezone.utc) - timedelta(hours=25)))
+    db.session.commit()
+    assert prune(datetime.now(timezone.utc))["submissions"] == 1
+    assert [m for m in db.session.scalars(select(Submission.message))] == [
+        "RED-1: on hand 11 → 12 (+1)."]
