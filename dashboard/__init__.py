@@ -28,6 +28,9 @@ def create_app(config: dict | None = None) -> Flask:
     _configure_engine(app)
 
     db.init_app(app)
+    from . import outage
+
+    outage.init_app(app)  # after db, so its teardown runs first (a failed rollback stays in)
     with app.app_context():
         _sqlite_write_locking(db.engine)
         watch_session_settings(db.engine, app.config["DATABASE_POOLER"])

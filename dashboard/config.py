@@ -37,6 +37,14 @@ class Config:
     # "Keep me signed in" lasts two weeks, not Flask-Login's default year.
     REMEMBER_COOKIE_DURATION = timedelta(days=14)
     WTF_CSRF_TIME_LIMIT = 8 * 60 * 60
+    # A request with the same Idempotency-Key (or submit token) as a running one waits this
+    # long for it to finish, then answers 409 with Retry-After.
+    IDEMPOTENCY_WAIT_MS = 3000
+    # Every state-changing staff form must carry its one-time submit token (tests that post
+    # bare form data switch it off, as they do CSRF).
+    SUBMIT_TOKEN_REQUIRED = True
+    # Seconds a client is told to wait before retrying while the database is unavailable.
+    RETRY_AFTER_UNAVAILABLE = 2
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> dict:

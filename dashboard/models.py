@@ -445,10 +445,28 @@ class IdempotencyKey(db.Model):
     api_client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    # Null while the first request is still being answered.
+    # Set in the same transaction that inserts the row: a committed row always has its answer.
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Submission(db.Model):
+    """A staff form submit that took effect, by its one-time token, so a replay (a double
+    click, a retry, a second tab) answers with what the first did and applies nothing."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The answer, set in the transaction that inserts the row (so never null once committed).
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[str | None] = mapped_column(String(10))
+    location: Mapped[str | None] = mapped_column(String(2000))  # where a plain post went
 
 
 class LoginAttempt(db.Model):

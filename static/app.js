@@ -50,7 +50,7 @@
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     if (xhr && /"toast"/.test(xhr.getResponseHeader("HX-Trigger") || "")) { return; }
-    showToast("That did not work (" + (xhr ? xhr.status : "?") + "). Nothing was changed; please try again.", "error");
+    showToast("That did not work (" + (xhr ? xhr.status : "?") + "). Please try again: a form is applied at most once.", "error");
   });
 
   document.addEventListener("htmx:sendError", function () {

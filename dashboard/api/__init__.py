@@ -8,7 +8,8 @@ from werkzeug.exceptions import HTTPException
 
 from ..services.errors import StockroomError
 from .auth import authenticate
-from .errors import ApiError, handle_api_error, handle_refusal, http_error
+from ..outage import OUTAGES
+from .errors import ApiError, database_unavailable, handle_api_error, handle_refusal, http_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Public: the contract and a no-database liveness probe (the benchmark's ceiling).
@@ -30,5 +31,7 @@ def _no_store(response):
 bp.register_error_handler(ApiError, handle_api_error)
 bp.register_error_handler(StockroomError, handle_refusal)
 bp.register_error_handler(HTTPException, http_error)
+for _outage in OUTAGES:
+    bp.register_error_handler(_outage, database_unavailable)
 
 from . import openapi, routes  # noqa: E402,F401  (registers the views on bp)

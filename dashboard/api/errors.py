@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import jsonify
+from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from ..outage import is_outage
 from ..services.errors import InvalidInput, ReservationNotActive, StockroomError
+from ..services.transaction import OutcomeUnknown
 
 # The service names the new expiry `until`; API callers send ttl_seconds.
 _FIELD_NAMES = {"until": "ttl_seconds"}
@@ -76,12 +78,30 @@ def handle_refusal(error: StockroomError):
     return error_response(*refusal(error))
 
 
+def database_unavailable(error: Exception):
+    """503 while the database is down; a commit lost on the way says its outcome is unknown."""
+    if not is_outage(error):
+        raise error  # a database refusal is a bug: the app's 500
+    retry = {"Retry-After": str(current_app.config["RETRY_AFTER_UNAVAILABLE"])}
+    if isinstance(error, OutcomeUnknown):
+        body = {"error": "database_unavailable", "outcome": "unknown",
+                "message": "the database connection was lost while saving: this may or may not"
+                           " have been applied; send it again with the same Idempotency-Key to"
+                           " learn the outcome (it is applied at most once)"}
+    else:
+        body = {"error": "database_unavailable", "outcome": "not_applied",
+                "message": "the database is unavailable; nothing was changed, try again shortly"}
+    return error_response(body, 503, retry)
+
+
 def http_error(error: HTTPException):
     """Werkzeug's errors (no route, wrong method, ...) in the API's JSON shape."""
     status = error.code or 500
+    original = getattr(error, "original_exception", None)
+    if original is not None and is_outage(original):
+        return database_unavailable(original)
     if status >= 500:
-        body = {"error": "server_error",
-                "message": "something went wrong on our side; nothing was changed"}
+        body = {"error": "server_error", "message": "something went wrong on our side"}
     else:
         body = {"error": _HTTP_CODES.get(status, f"http_{status}"),
                 "message": error.description or "request refused"}

@@ -31,13 +31,23 @@ an empty body counts as `{{}}`. Integers are JSON integers (`2.0` is accepted as
 and `true` are not).
 
 **Idempotency**: every POST takes an optional `Idempotency-Key` header (1-255 visible ASCII
-characters, unique per client). A retry with the same key, path and body gets the first
-answer again (same status and body, header `Idempotent-Replayed: true`) and has no second
-effect; this includes refusals such as 409 `insufficient_stock`. Requests refused before any
-work (400, 401, 413, 415, and 422 `invalid` from body validation) do not use up the key.
-The same key with another path or body: 422 `idempotency_key_reused`. While the first
-request is still running: 409 `idempotency_in_progress` with `Retry-After`. Keys are
-remembered for {int(KEEP_IDEMPOTENCY_KEYS.total_seconds() // 3600)} hours.
+characters, unique per client). The key, the call's effect and its answer are saved in ONE
+transaction: what is stored is the answer (status and body) the call produced, successes
+and refusals alike (e.g. 409 `insufficient_stock`). A retry with the same key, path and body
+gets that answer again (header `Idempotent-Replayed: true`) and has no second effect.
+When the key is free again: at once if the call did not complete (400, 401, 413, 415,
+422 `invalid` from body validation, a 5xx, a connection dropped or a server that died
+before the commit: nothing was saved, so the retry runs the call). A concurrent request
+with the same key waits for the first to finish and then gets its answer; if the first
+takes longer than a few seconds: 409 `idempotency_in_progress` with `Retry-After`. The
+same key with another path or body: 422 `idempotency_key_reused`. Keys are remembered for
+{int(KEEP_IDEMPOTENCY_KEYS.total_seconds() // 3600)} hours.
+
+**Outages**: while the database is unavailable every call answers 503
+`database_unavailable` with `Retry-After`. `outcome` says what is known: `not_applied`
+(rolled back; retry), or `unknown` (the connection was lost while saving: it may or may
+not have been applied; retry with the same `Idempotency-Key` to learn which, it is applied
+at most once).
 
 **Times** are RFC 3339 UTC (`2026-11-21T12:00:00Z`).
 """
@@ -161,7 +171,9 @@ def _parameters() -> dict:
                 "example": "TEE-BLACK-M"},
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": False,
-            "description": "Makes a retry safe: the same key gets the first answer again.",
+            "description": "Makes a retry safe: the key is saved with the effect and the"
+                           " answer in one transaction, and the same key gets that answer"
+                           " again; a call that did not complete leaves the key free.",
             "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
         },
     }
@@ -182,6 +194,10 @@ def _responses() -> dict:
         "Invalid": _error_response(
             "invalid (with `fields`), or idempotency_key_reused"),
         "Conflict": _error_response("the refusal named by `error`", retry_after),
+        "Unavailable": _error_response(
+            "database_unavailable, with `outcome`: not_applied (retry) or unknown (retry"
+            " with the same Idempotency-Key to learn the outcome)",
+            {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}),
     }
 
 
@@ -210,6 +226,7 @@ def _post(operation_id: str, summary: str, body: schemas.Body, success: dict,
             "413": _ref("responses", "TooLarge"),
             "415": _ref("responses", "UnsupportedMediaType"),
             "422": _ref("responses", "Invalid"),
+            "503": _ref("responses", "Unavailable"),
         },
     }
 

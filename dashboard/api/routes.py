@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from flask import g, jsonify, request
@@ -14,6 +13,7 @@ from ..extensions import db
 from ..models import Order, Product, Reservation
 from ..observability.metrics import reserve_outcome
 from ..services.errors import NotFound, StockroomError, UnknownProduct
+from ..services.transaction import unit_of_work
 from . import bp, idempotency, schemas
 from .body import read_json
 from .errors import ApiError, iso, refusal
@@ -24,8 +24,10 @@ MAX_SKU = 100
 def post(rule: str, body: schemas.Body):
     """Register a POST view `view(values, now, **path_ids) -> (json, status)`.
 
-    Around it: JSON body reading (400/413/415), validation against `body` (422), and the
-    Idempotency-Key protocol (see `idempotency`). Service refusals become JSON here.
+    Around it: JSON body reading (400/413/415), validation against `body` (422), and one
+    transaction holding the call's effect and its answer (with an Idempotency-Key, the key
+    and the stored answer too; see `idempotency`). Service refusals become JSON here. The
+    view builds its answer before that transaction commits: nothing is read after it.
     """
     def decorate(view):
         @functools.wraps(view)
@@ -40,17 +42,14 @@ def post(rule: str, body: schemas.Body):
             if key is None:
                 return _json(*_answer(view, values, now, path))
             digest = idempotency.request_hash(request.method, request.path, canonical)
-            owned = idempotency.claim(g.actor.id, key, digest, now)
-            if not isinstance(owned, int):
-                response = _json(*owned)
-                response.headers["Idempotent-Replayed"] = "true"
-                return response
-            try:
-                answer = _answer(view, values, now, path)
-            except BaseException:  # the service rolled back: let the retry run it again
-                idempotency.forget(owned)
-                raise
-            idempotency.store(owned, *answer)
+            with unit_of_work(savepoints=True):
+                owned = idempotency.claim(g.actor.id, key, digest, now)
+                if not isinstance(owned, int):
+                    response = _json(*owned)
+                    response.headers["Idempotent-Replayed"] = "true"
+                    return response
+                answer = _refused_or(view, values, now, path)
+                idempotency.store(owned, *answer)
             return _json(*answer)
 
         bp.add_url_rule(rule, view_func=handle, methods=["POST"])
@@ -60,8 +59,10 @@ def post(rule: str, body: schemas.Body):
 
 
 def _answer(view, values: dict, now: datetime, path: dict) -> tuple[object, int]:
+    """Without a key: the call and its answer in one flat transaction; a refusal rolls it
+    all back (so 'nothing was changed' is true) and is answered after."""
     try:
-        with _keep_loaded():
+        with unit_of_work(savepoints=False):
             return view(values, now, **path)
     except StockroomError as error:
         return refusal(error)
@@ -69,16 +70,14 @@ def _answer(view, values: dict, now: datetime, path: dict) -> tuple[object, int]
         return error.payload(), error.status
 
 
-@contextmanager
-def _keep_loaded():
-    """Don't expire objects when the service commits: we only serialize what it just wrote,
-    and a refresh would cost a query per object on the hot path."""
-    session = db.session()
-    previous, session.expire_on_commit = session.expire_on_commit, False
+def _refused_or(view, values: dict, now: datetime, path: dict) -> tuple[object, int]:
+    """Inside a keyed unit of work: the service refused in its savepoint, the key stays."""
     try:
-        yield
-    finally:
-        session.expire_on_commit = previous
+        return view(values, now, **path)
+    except StockroomError as error:
+        return refusal(error)
+    except ApiError as error:
+        return error.payload(), error.status
 
 
 def _json(body, status: int):

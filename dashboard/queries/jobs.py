@@ -116,11 +116,17 @@ def scheduler_state(now: datetime) -> SchedulerState:
 
 @dataclass
 class DriftReport:
-    """What the latest reconcile run found (the job runs `services.reconcile()`)."""
+    """What the latest reconcile run found (the job runs `services.reconcile()`), or a
+    check made just now (`checked_at` without a run: after a repair, in its transaction)."""
 
     run: JobRun | None
     count: int
     found: list[str]
+    checked_at: datetime | None = None
+
+    def __post_init__(self):
+        if self.checked_at is None and self.run is not None:
+            self.checked_at = self.run.started_at
 
 
 def latest_drift() -> DriftReport:

@@ -31,7 +31,7 @@ from .expiry import expire_claimed, overdue
 from .ledger import Move, apply_deltas, lock_products, record
 from .owners import Owner, checked_owner
 from .products import sellable_product
-from .transaction import transactional
+from .transaction import keep_so_far, transactional
 
 
 def _take_statement(key):
@@ -130,7 +130,7 @@ def _take_slowly(product: Product | str | int, quantity: int, now: datetime, sku
                 Product.id == found.id
             )
         ).one()
-        db.session.commit()  # keep the lazy expiry; the refusal itself changes nothing
+        keep_so_far()  # keep the lazy expiry; the refusal itself changes nothing
         if not available.is_active:
             raise InactiveProduct(f"{found.sku} is inactive and cannot be reserved")
         raise InsufficientStock(

@@ -2,7 +2,8 @@
 
 How long each kind is kept: finished job runs two weeks, failed sign-ins a day (or the
 throttling window, if longer), heartbeats of schedulers silent for a day, and the API's
-Idempotency-Key answers 24 hours (the promise the OpenAPI document makes to storefronts).
+Idempotency-Key answers 24 hours (the promise the OpenAPI document makes to storefronts),
+staff submits a day (a form left open longer is out of date anyway).
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from flask import current_app
 from sqlalchemy import delete
 
 from ..extensions import db
-from ..models import IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat
+from ..models import IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat, Submission
 from .transaction import transactional
 
 KEEP_JOB_RUNS = timedelta(days=14)
 KEEP_LOGIN_ATTEMPTS = timedelta(days=1)
 KEEP_SILENT_HEARTBEATS = timedelta(days=1)
 KEEP_IDEMPOTENCY_KEYS = timedelta(hours=24)
+KEEP_SUBMISSIONS = timedelta(days=1)
 
 
 @transactional
@@ -36,6 +38,9 @@ def _prune_records(now: datetime) -> dict[str, int]:
         "heartbeats": db.session.execute(
             delete(SchedulerHeartbeat).where(
                 SchedulerHeartbeat.beat_at < now - KEEP_SILENT_HEARTBEATS)
+        ).rowcount,
+        "submissions": db.session.execute(
+            delete(Submission).where(Submission.created_at < now - KEEP_SUBMISSIONS)
         ).rowcount,
     }
 

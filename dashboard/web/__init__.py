@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, filters, headers, login
+from . import errors, filters, headers, login, once
 
 
 def init_app(app: Flask) -> None:
@@ -15,5 +15,5 @@ def init_app(app: Flask) -> None:
 
     for module in (auth, overview, stock, products, holds, alerts, activity, jobs, admin):
         app.register_blueprint(module.bp)
-    for plumbing in (login, errors, headers, filters):
+    for plumbing in (login, errors, headers, filters, once):
         plumbing.init_app(app)

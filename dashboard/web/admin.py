@@ -13,6 +13,7 @@ from ..services.errors import StockroomError
 from .access import require
 from .forms import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm
 from .htmx import is_htmx, page, row_answer, toast
+from .once import applies_once
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -41,6 +42,7 @@ def _apply_field_errors(form, error: StockroomError) -> None:
 
 @bp.post("/staff")
 @require("manage_staff")
+@applies_once
 def create_staff():
     form = StaffForm()
     if form.validate():
@@ -81,6 +83,7 @@ def _refuse_self(staff_id: int, what: str):
 
 @bp.post("/staff/<int:staff_id>/role")
 @require("manage_staff")
+@applies_once
 def set_role(staff_id: int):
     form = RoleForm()
     if not form.validate():
@@ -95,6 +98,7 @@ def set_role(staff_id: int):
 
 @bp.post("/staff/<int:staff_id>/active")
 @require("manage_staff")
+@applies_once
 def set_active(staff_id: int):
     form = ActiveForm()
     if not form.validate():
@@ -110,6 +114,7 @@ def set_active(staff_id: int):
 
 @bp.post("/staff/<int:staff_id>/password")
 @require("manage_staff")
+@applies_once
 def reset_password(staff_id: int):
     form = PasswordForm()
     if not form.validate():
@@ -138,6 +143,7 @@ def api_clients():
 
 @bp.post("/api-clients")
 @require("manage_staff")
+@applies_once
 def create_api_client():
     form = ApiClientForm()
     if form.validate():
@@ -156,6 +162,7 @@ def create_api_client():
 
 @bp.post("/api-clients/<int:client_id>/active")
 @require("manage_staff")
+@applies_once
 def set_api_client_active(client_id: int):
     form = ActiveForm()
     if not form.validate():

@@ -13,6 +13,7 @@ from ..services.errors import StockroomError
 from .access import require
 from .forms import ResolveForm
 from .htmx import page, row_answer, trigger
+from .once import applies_once
 
 bp = Blueprint("alerts", __name__)
 
@@ -57,6 +58,7 @@ def _row_response(alert_id: int, *, message: str, level: str, status: int = 200,
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")
 @require("manage_alerts")
+@applies_once
 def acknowledge(alert_id: int):
     try:
         services.acknowledge(alert_id, actor=services.Actor.staff(current_user), now=_now())
@@ -71,6 +73,7 @@ def acknowledge(alert_id: int):
 
 @bp.post("/alerts/<int:alert_id>/resolve")
 @require("manage_alerts")
+@applies_once
 def resolve(alert_id: int):
     form = ResolveForm()
     if not form.validate():

@@ -1,20 +1,34 @@
 """Error pages: a full page for a browser, a toast for htmx (the target left alone), the
-API's JSON for /api/ paths; an expired form refreshes the page."""
+API's JSON for /api/ paths; an expired form refreshes the page.
+
+An outage (the database down, terminated, or lost while committing) answers 503 with a page
+that needs no database (templates/unavailable.html: no signed-in user is loaded or read).
+Any other error page that fails to render falls back to that page too. "Nothing was
+changed" is said only when it is known: a GET, or a unit of work that rolled back.
+"""
 from __future__ import annotations
 
-from flask import Flask, flash, jsonify, request
+import logging
+
+from flask import Flask, current_app, flash, g, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from ..outage import MAYBE_CHANGED, NOTHING_CHANGED, OUTAGES, is_outage
+from ..services.transaction import OutcomeUnknown
 from .htmx import is_htmx, page, toast
+from .navigation import safe_next
 
 STATUSES = (400, 403, 404, 405, 409, 422, 500)
+log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     for status in STATUSES:
         app.register_error_handler(status, _error_page)
+    for outage in OUTAGES:
+        app.register_error_handler(outage, _outage)
 
 
 def _csrf_error(error: CSRFError):
@@ -25,26 +39,74 @@ def _csrf_error(error: CSRFError):
         response.headers["HX-Refresh"] = "true"
         flash(message, "warning")
         return response
-    return page("error.html", status=400, title="Form expired", message=message)
+    return _safely(lambda: page("error.html", status=400, title="Form expired", message=message))
 
 
 def _error_page(error):
     status = getattr(error, "code", 500) or 500
+    original = getattr(error, "original_exception", None)
+    if original is not None and is_outage(original):
+        return _outage(original)
     if request.path.startswith("/api/"):
         from ..api.errors import http_error  # the API's JSON shape, keeping e.g. Allow on 405
 
         return http_error(error if isinstance(error, HTTPException) else InternalServerError())
     message = _describe(error)
     if is_htmx():
-        response = page("_message.html", status=status, message=message)
-        # Let htmx swap error fragments into the toast area instead of the target.
+        def fragment():
+            response = page("_message.html", status=status, message=message)
+            # Let htmx swap error fragments into the toast area instead of the target.
+            response.headers["HX-Reswap"] = "none"
+            return toast(response, message, "error")
+        return _safely(fragment)
+    return _safely(lambda: page("error.html", status=status, title=f"{status}", message=message))
+
+
+def _outage(error):
+    if not is_outage(error):
+        raise error  # a database refusal (a constraint, bad data) is a bug: the 500 page
+    if request.path.startswith("/api/"):
+        from ..api.errors import database_unavailable
+
+        return database_unavailable(error)
+    unknown = isinstance(error, OutcomeUnknown)
+    log.warning("database unavailable during %s %s: %s", request.method, request.path, error)
+    message = MAYBE_CHANGED if unknown else NOTHING_CHANGED
+    response = _without_database(503, "Database unavailable", message, check=unknown)
+    response.headers["Retry-After"] = str(current_app.config["RETRY_AFTER_UNAVAILABLE"])
+    if is_htmx():
         response.headers["HX-Reswap"] = "none"
-        return toast(response, message, "error")
-    return page("error.html", status=status, title=f"{status}", message=message)
+        toast(response, message, "error")
+    return response
+
+
+def _safely(render):
+    """An error page, or the database-free page if rendering it failed (e.g. loading the
+    signed-in user for the nav while the database is down)."""
+    try:
+        return render()
+    except Exception as error:  # noqa: BLE001
+        log.warning("error page failed to render: %s", error)
+        return _without_database(503 if is_outage(error) else 500, "Something went wrong",
+                                 "Something went wrong on our side. Please try again.")
+
+
+def _without_database(status: int, heading: str, message: str, check: bool = False):
+    where = safe_next(request.form.get("next")) if request.method == "POST" else None
+    # The template itself, not render_template: its context processors load the signed-in user.
+    html = current_app.jinja_env.get_template("unavailable.html").render( heading=heading, message=message,
+        check_url=(where or "/activity") if check else None,
+        check_label="Check whether it was applied" if where else "Check the activity ledger",
+    )
+    response = make_response(html, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _describe(error) -> str:
     description = getattr(error, "description", None)
     if getattr(error, "code", 500) == 500:
-        return "Something went wrong on our side; nothing was changed. Please try again."
+        if request.method == "GET" or g.get("rolled_back"):
+            return "Something went wrong on our side; nothing was changed. Please try again."
+        return "Something went wrong on our side. Please try again."
     return description or "That did not work."

@@ -2,8 +2,7 @@
 of signed-in pages."""
 from __future__ import annotations
 
-from flask import Flask
-from flask_login import current_user
+from flask import Flask, g, session
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline';"
@@ -22,6 +21,9 @@ def _security_headers(response):
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
-    if current_user and getattr(current_user, "is_authenticated", False):
+    # Only what this request already knows (the user on g, the session): loading the user
+    # here would query the database after the answer is made, and fail in an outage.
+    user = g.get("_login_user")
+    if session.get("_user_id") or getattr(user, "is_authenticated", False):
         headers.setdefault("Cache-Control", "no-store")
     return response

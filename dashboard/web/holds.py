@@ -13,6 +13,7 @@ from ..services.errors import InvalidInput, StockroomError
 from .access import require
 from .forms import ExtendForm, ReasonForm
 from .htmx import is_htmx, page, row_answer, toast, trigger
+from .once import applies_once
 
 bp = Blueprint("holds", __name__)
 
@@ -61,6 +62,7 @@ def _selected_ids() -> list[int] | None:
 
 @bp.post("/holds/release")
 @require("manage_holds")
+@applies_once
 def release_many():
     now = _now()
     filters = _filters(request.form)
@@ -125,6 +127,7 @@ def _row_response(hold_id: int, now: datetime, *, message: str, level: str, stat
 
 @bp.post("/holds/<int:hold_id>/release")
 @require("manage_holds")
+@applies_once
 def release(hold_id: int):
     now = _now()
     form = ReasonForm()
@@ -144,6 +147,7 @@ def release(hold_id: int):
 
 @bp.post("/holds/<int:hold_id>/extend")
 @require("manage_holds")
+@applies_once
 def extend(hold_id: int):
     now = _now()
     form = ExtendForm()

@@ -9,12 +9,13 @@ from flask_login import current_user, login_required
 
 from .. import services
 from ..models import JOB_NAMES
-from ..queries.jobs import all_jobs, job_view, latest_drift, scheduler_state
+from ..queries.jobs import DriftReport, all_jobs, job_view, latest_drift, scheduler_state
 from ..services.errors import InvalidInput
 from ..services.jobs import run_job
 from .access import require
 from .forms import ReasonForm
 from .htmx import is_htmx, page, toast, trigger
+from .once import applies_once
 
 bp = Blueprint("jobs", __name__)
 
@@ -59,7 +60,8 @@ def run(name: str):
 
 
 def _drift_page(status: int = 200, **context):
-    return page("jobs/drift_page.html", "jobs/_drift.html", status=status, report=latest_drift(),
+    report = context.pop("report", None) or latest_drift()
+    return page("jobs/drift_page.html", "jobs/_drift.html", status=status, report=report,
                 repair_form=context.pop("repair_form", None) or ReasonForm(formdata=None),
                 **context)
 
@@ -73,6 +75,7 @@ def drift():
 
 @bp.post("/jobs/reconcile/repair")
 @require("run_jobs")
+@applies_once
 def repair():
     form = ReasonForm()
     if not form.validate():
@@ -85,8 +88,9 @@ def repair():
     except InvalidInput as error:
         form.reason.errors = [error.message]
         return toast(_drift_page(status=422, repair_form=form), error.message, "error")
-    # Check again at once, so the panel shows what is left rather than the old report.
-    run_job("reconcile", now=now, triggered_by=current_user)
+    # Check again at once (in the repair's transaction), so the panel shows what is left.
+    left = services.reconcile()
+    checked = DriftReport(None, len(left), [d.describe() for d in left[:50]], checked_at=now)
     message = f"Repair done: {len(notes)} change(s) recorded in the ledger." if notes \
         else "Nothing to repair: counters, holds and the ledger agree."
     if not is_htmx():
@@ -94,6 +98,6 @@ def repair():
         for note in notes:
             flash(note, "info")
         return redirect(url_for("jobs.index"))
-    response = _drift_page(repair_notes=notes)
+    response = _drift_page(repair_notes=notes, report=checked)
     trigger(response, "stock-changed")
     return toast(response, message, "success")

@@ -18,6 +18,7 @@ from .access import require
 from .chart import stock_chart
 from .forms import ProductSettingsForm
 from .htmx import page, refusal
+from .once import applies_once
 
 bp = Blueprint("products", __name__)
 
@@ -59,6 +60,7 @@ def show(sku: str):
 
 @bp.post("/products/<path:sku>/settings")
 @require("edit_stock")
+@applies_once
 def settings(sku: str):
     product = _product_or_404(sku)
     now = datetime.now(timezone.utc)

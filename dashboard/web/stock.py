@@ -16,6 +16,7 @@ from .access import require
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
 from .htmx import is_htmx, page, refused, row_answer, trigger
 from .navigation import safe_next
+from .once import applies_once
 
 bp = Blueprint("stock", __name__)
 
@@ -68,6 +69,7 @@ def _signed(delta: int) -> str:
 
 @bp.post("/stock/<int:product_id>/adjust")
 @require("edit_stock")
+@applies_once
 def adjust(product_id: int):
     product = _product_or_404(product_id)
     form = AdjustForm()
@@ -89,6 +91,7 @@ def adjust(product_id: int):
 
 @bp.post("/stock/<int:product_id>/count")
 @require("edit_stock")
+@applies_once
 def count(product_id: int):
     product = _product_or_404(product_id)
     form = CountForm()
@@ -163,6 +166,7 @@ def import_counts():
                 apply_form=apply_form, file_name=form.file.data.filename)
 
 
+@applies_once
 def _apply_import(actor, now):
     apply_form = ApplyImportForm()
     form = ImportForm(formdata=None)

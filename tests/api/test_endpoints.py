@@ -416,16 +416,6 @@ def test_malformed_idempotency_key_is_400(api, tee, key):
     assert holds_count() == 0
 
 
-def test_a_request_still_in_flight_answers_409_with_retry_after(api, shop, tee, now):
-    db.session.add(IdempotencyKey(api_client_id=shop[0].id, key="busy",
-                                  request_hash=_hash_of(hold_body()), created_at=now))
-    db.session.commit()
-    response = api.post("/reservations", hold_body(), key="busy")
-    assert_error(response, 409, "idempotency_in_progress")
-    assert response.headers["Retry-After"] == "1"
-    assert holds_count() == 0
-
-
 def _hash_of(body: dict) -> str:
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return request_hash("POST", "/api/v1/reservations", canonical.encode())

@@ -15,7 +15,7 @@ from dashboard.extensions import db
 ROOT = Path(__file__).resolve().parents[2]  # the repository: tests/helpers/app.py
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 TABLES = [
-    "idempotency_keys", "login_attempts", "scheduler_heartbeats", "job_runs",
+    "submissions", "idempotency_keys", "login_attempts", "scheduler_heartbeats", "job_runs",
     "stock_movements", "stock_alerts", "reservations", "order_items", "orders",
     "cart_items", "carts", "products", "api_clients", "staff_users",
 ]
@@ -28,6 +28,7 @@ def app_config(database_url: str, **overrides) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,
+        "SUBMIT_TOKEN_REQUIRED": False,  # posts of bare form data, as with CSRF
         "SERVER_NAME": "localhost",
     }
     config.update(overrides)

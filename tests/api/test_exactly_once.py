@@ -1,0 +1,201 @@
+"""Issue 9 on the API: the answer commits with the effect; a key is never stuck; outages
+answer 503; nothing is read after the commit."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event, func, select
+
+from dashboard import create_app, services
+from dashboard.api import idempotency
+from dashboard.extensions import db
+from dashboard.models import IdempotencyKey, Reservation
+from dashboard.services import SYSTEM, Owner
+from dashboard.services.transaction import in_unit_of_work
+from tests.helpers.app import app_config
+from tests.helpers.records import make_cart, make_order
+from tests.helpers.statements import statements
+
+
+@pytest.fixture
+def tee(product_factory):
+    return product_factory("TEE-1", on_hand=10)
+
+
+def body(**overrides):
+    return {"sku": "TEE-1", "quantity": 2, "session_key": "sess-1", **overrides}
+
+
+def keys_and_holds() -> tuple[int, int]:
+    found = (db.session.scalar(select(func.count()).select_from(IdempotencyKey)),
+             db.session.scalar(select(func.count()).select_from(Reservation)))
+    db.session.commit()
+    return found
+
+
+def test_the_answer_is_stored_in_the_transaction_of_the_effect(api, tee):
+    with statements(db.engine) as seen:
+        response = api.post("/reservations", body(), key="k-1")
+    assert response.status_code == 201
+    # ONE transaction from the claim to the stored answer: the hold and the key commit together
+    claim = next(i for i, s in enumerate(seen.statements) if "INSERT INTO idempotency_keys" in s)
+    assert [c for c in seen.commits if c > claim] == [len(seen.statements)]
+    assert "UPDATE idempotency_keys" in seen.statements[-1]
+    row = db.session.scalars(select(IdempotencyKey)).one()
+    assert row.status_code == 201 and str(response.get_json()["id"]) in row.response_body
+
+
+def test_a_request_that_fails_before_its_commit_leaves_the_key_free_at_once(api, tee,
+                                                                          monkeypatch):
+    def broken(*args):
+        raise RuntimeError("the worker died while storing the answer")
+
+    monkeypatch.setattr(idempotency, "store", broken)
+    with pytest.raises(RuntimeError):
+        api.post("/reservations", body(), key="k-2")
+    assert keys_and_holds() == (0, 0)  # the hold rolled back with the claim
+    monkeypatch.undo()
+    assert api.post("/reservations", body(), key="k-2").status_code == 201
+    assert keys_and_holds() == (1, 1)
+
+
+def test_a_refusal_is_stored_with_the_key_and_its_partial_work_rolled_back(api, tee):
+    first = api.post("/reservations", body(quantity=11), key="k-3")
+    assert first.status_code == 409 and first.get_json()["error"] == "insufficient_stock"
+    services.adjust(tee.id, 5, reason="delivery", actor=SYSTEM, now=tee.created_at)
+    again = api.post("/reservations", body(quantity=11), key="k-3")
+    assert again.status_code == 409 and again.headers["Idempotent-Replayed"] == "true"
+    assert keys_and_holds() == (1, 0)
+
+
+def test_a_running_request_with_the_same_key_makes_the_second_wait_then_409(
+        requires_postgres, app, api, shop, tee, database_url, now):
+    app.config["IDEMPOTENCY_WAIT_MS"] = 200
+    db.session.commit()
+    other = sa.create_engine(database_url)
+    try:
+        with other.connect() as conn:  # a first request, its claim not yet committed
+            conn.execute(sa.text(
+                "INSERT INTO idempotency_keys (api_client_id, key, request_hash, created_at)"
+                " VALUES (:c, 'busy', 'x', now())"), {"c": shop[0].id})
+            response = api.post("/reservations", body(), key="busy")
+            assert response.status_code == 409, response.get_json()
+            assert response.get_json()["error"] == "idempotency_in_progress"
+            assert response.headers["Retry-After"] == "1"
+            conn.rollback()  # the first request died before its commit
+        assert api.post("/reservations", body(), key="busy").status_code == 201
+    finally:
+        app.config["IDEMPOTENCY_WAIT_MS"] = 3000
+        other.dispose()
+    assert keys_and_holds() == (1, 1)
+
+
+def _terminate_own_backend(database_url: str):
+    """A test hook: another connection terminates this request's backend mid-request."""
+    killer = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+
+    def kill():
+        pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with killer.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+    return killer, kill
+
+
+def test_a_backend_terminated_mid_request_answers_503_and_frees_the_key(
+        requires_postgres, api, tee, database_url, monkeypatch):
+    killer, kill = _terminate_own_backend(database_url)
+    real = services.reserve
+
+    def reserve_then_die(*args, **kwargs):
+        hold = real(*args, **kwargs)
+        kill()
+        return hold
+
+    monkeypatch.setattr(services, "reserve", reserve_then_die)
+    try:
+        response = api.post("/reservations", body(), key="k-5")
+    finally:
+        killer.dispose()
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json()["error"] == "database_unavailable"
+    assert response.get_json()["outcome"] == "not_applied"
+    db.session.remove()
+    monkeypatch.undo()
+    assert keys_and_holds() == (0, 0)
+    assert api.post("/reservations", body(), key="k-5").status_code == 201
+    assert keys_and_holds() == (1, 1)
+
+
+def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(
+        requires_postgres, api, tee, database_url):
+    killer = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+
+    def kill_before_the_commit(connection):  # the engine's commit event: COMMIT comes next
+        if in_unit_of_work():
+            pid = connection.connection.dbapi_connection.info.backend_pid
+            with killer.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+    event.listen(db.engine, "commit", kill_before_the_commit)
+    try:
+        response = api.post("/reservations", body(), key="k-6")
+    finally:
+        event.remove(db.engine, "commit", kill_before_the_commit)
+        killer.dispose()
+    assert response.status_code == 503
+    answer = response.get_json()
+    assert answer["error"] == "database_unavailable" and answer["outcome"] == "unknown"
+    assert "may or may not" in answer["message"] and "same Idempotency-Key" in answer["message"]
+    db.session.remove()
+    retry = api.post("/reservations", body(), key="k-6")  # learns the real outcome
+    assert retry.status_code == 201
+    assert keys_and_holds() == (1, 1)
+
+
+def test_an_unreachable_database_answers_503_json_with_retry_after(database_url):
+    if database_url.startswith("sqlite"):
+        url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    else:
+        url = sa.engine.make_url(database_url).set(port=1).render_as_string(False)
+    closed = create_app(app_config(url))
+    response = closed.test_client().get("/api/v1/products/TEE-1",
+                                        headers={"Authorization": "Bearer sr_whatever"})
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json()["error"] == "database_unavailable"
+    response = closed.test_client().post("/api/v1/reservations", json=body(),
+                                         headers={"Authorization": "Bearer sr_x"})
+    assert response.status_code == 503 and response.is_json
+
+
+@pytest.mark.parametrize("key", [None, "k-count"])
+def test_no_api_call_runs_a_statement_after_its_commit(api, product_factory, key):
+    now = datetime.now(timezone.utc)  # the holds must still be running when extended
+    product_factory("TEE-1", on_hand=50)
+    product_factory("CAP-1", on_hand=50)
+    hold = services.reserve("TEE-1", 1, Owner(session_key="a"), actor=SYSTEM, now=now)
+    other = services.reserve("TEE-1", 1, Owner(session_key="b"), actor=SYSTEM, now=now)
+    third = services.reserve("TEE-1", 1, Owner(session_key="c"), actor=SYSTEM, now=now)
+    cart = make_cart(now, {hold.product_id: 2})
+    order = make_order(now, {hold.product_id: 1})
+    services.reserve("TEE-1", 1, Owner(order_id=order), actor=SYSTEM, now=now)
+    db.session.commit()
+    calls = [
+        ("/reservations", body()), ("/reservations", body(quantity=999)),
+        (f"/reservations/{hold.id}/release", {}), (f"/reservations/{hold.id}/release", {}),
+        (f"/reservations/{other.id}/extend", {"ttl_seconds": 1800}),
+        (f"/reservations/{third.id}/commit", {}), (f"/carts/{cart}/reserve", {}),
+        (f"/orders/{order}/confirm", {}), (f"/orders/{order}/cancel", {}),
+    ]
+    statuses = []
+    for n, (path, json) in enumerate(calls):
+        with statements(db.engine) as seen:
+            response = api.post(path, json, key=key and f"{key}-{n}")
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (path, response.get_json())
+        if response.status_code < 300:
+            assert seen.commits, (path, response.get_json())
+        assert seen.after_last_commit == [], (path, seen.after_last_commit)
+    assert statuses == [201, 409, 200, 409, 200, 200, 201, 200, 200]
