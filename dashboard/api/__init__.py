@@ -31,4 +31,4 @@ bp.register_error_handler(ApiError, handle_api_error)
 bp.register_error_handler(StockroomError, handle_refusal)
 bp.register_error_handler(HTTPException, http_error)
 
-from . import openapi, routes  # noqa: E402,F401  (registers the views on bp)
+from . import catalogue, openapi, routes  # noqa: E402,F401  (registers the views on bp)
