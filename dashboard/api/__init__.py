@@ -31,4 +31,5 @@ bp.register_error_handler(ApiError, handle_api_error)
 bp.register_error_handler(StockroomError, handle_refusal)
 bp.register_error_handler(HTTPException, http_error)
 
+# catalogue first: it registers the `sku` URL converter the product routes use.
 from . import catalogue, openapi, routes  # noqa: E402,F401  (registers the views on bp)

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timezone
 
 from flask import g, jsonify, request
+from werkzeug.routing import PathConverter
 
 from ..queries.catalogue import MAX_PAGE, catalogue_page, decode_position
 from ..services import catalogue
@@ -24,6 +25,17 @@ _RFC3339 = re.compile(
 LIMIT = Integer(1, MAX_PAGE, "Products per page (default 100).", example=100)
 
 
+class SkuConverter(PathConverter):
+    """A SKU in a URL (it may contain '/'); `batch` is the batch call's, not a product's."""
+
+    regex = r"(?!batch$)[^/].*?"
+
+
+@bp.record_once
+def _sku_converter(state) -> None:
+    state.app.url_map.converters["sku"] = SkuConverter
+
+
 def catalogue_json(product: CatalogueProduct) -> dict:
     return {
         "sku": product.sku, "name": product.name, "price": f"{product.price:.2f}",
@@ -39,8 +51,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@bp.put("/products/<path:sku>")
+@bp.put("/products/<sku:sku>")
 def put_product(sku: str):
+    if not request.get_data(cache=True).strip():
+        raise invalid({"body": "send the product's fields as a JSON object"})
     data, _ = read_json()
     values = PRODUCT_PUT.clean(data)
     outcome, product = upsert_product(sku, values, actor=g.actor, now=_now())

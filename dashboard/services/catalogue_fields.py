@@ -24,8 +24,8 @@ LABELS = {
     "category": "category", "supplier": "supplier", "low_stock_threshold": "threshold",
     "on_hand": "on hand",
 }
-_TRUE = {"true", "yes", "y", "1", "active", "on", "t"}
-_FALSE = {"false", "no", "n", "0", "inactive", "off", "f"}
+_TRUE = {"true", "yes", "y", "1", "active", "on", "t", "enabled"}
+_FALSE = {"false", "no", "n", "0", "inactive", "off", "f", "disabled"}
 # What a spreadsheet makes of a long number: 4.00638E+12 (the digits are gone).
 _SCIENTIFIC = re.compile(r"[0-9.,]+[eE]\+?[0-9]+")
 
@@ -42,6 +42,11 @@ def _text(value, label: str) -> str:
     return value.strip()
 
 
+def _one_line(text: str) -> str:
+    """Line breaks and tabs (a multi-line spreadsheet cell) become single spaces."""
+    return " ".join(text.split()) if any(c in text for c in "\r\n\t") else text
+
+
 def sku(value) -> str:
     text = _text(value, "SKU")
     if not text:
@@ -54,7 +59,7 @@ def sku(value) -> str:
 
 
 def name(value) -> str:
-    text = _text(value, "name")
+    text = _one_line(_text(value, "name"))
     if not text:
         raise FieldError("name is required")
     if len(text) > MAX_NAME:
@@ -65,8 +70,7 @@ def name(value) -> str:
 def price(value) -> Decimal:
     if isinstance(value, bool):
         raise FieldError("price must be a number like 12.50")
-    text = value.strip().replace(",", ".") if isinstance(value, str) else str(value)
-    text = text.lstrip("$€£ ")
+    text = _decimal_point(value.strip().lstrip("$€£ ")) if isinstance(value, str) else str(value)
     try:
         amount = Decimal(text)
     except (InvalidOperation, ValueError):
@@ -76,6 +80,19 @@ def price(value) -> Decimal:
     if amount != amount.quantize(Decimal("0.01")):
         raise FieldError("price must have at most 2 decimal places")
     return amount.quantize(Decimal("0.01"))
+
+
+def _decimal_point(text: str) -> str:
+    """'1,299.00', '1.299,00' and '12,50' as a decimal point number: the last separator is
+    the decimal point when two digits or fewer follow it; the others group thousands."""
+    text = text.replace(" ", "").replace("\u00a0", "")
+    last = max(text.rfind(","), text.rfind("."))
+    if last < 0:
+        return text
+    whole, fraction = text[:last], text[last + 1:]
+    if len(fraction) > 2 and not ("," in whole or "." in whole):
+        return whole + fraction if text[last] == "," else text  # '1,299' is 1299
+    return whole.replace(",", "").replace(".", "") + "." + fraction
 
 
 def is_active(value) -> bool:
@@ -105,7 +122,7 @@ def optional_text(value, label: str, max_length: int) -> str | None:
     """Trimmed text; blank (or null) means none."""
     if value is None:
         return None
-    text = _text(value, label)
+    text = _one_line(_text(value, label))
     if len(text) > max_length:
         raise FieldError(f"{label} must be at most {max_length} characters")
     if not text.isprintable():

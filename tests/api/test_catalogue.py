@@ -133,3 +133,11 @@ def test_the_openapi_document_describes_the_catalogue_calls(api):
     assert "post" in document["paths"]["/products/batch"]
     assert document["paths"]["/products"]["get"]["security"] == [{"bearer": []}]
     assert "errors" in document["components"]["schemas"]["Error"]["properties"]
+
+
+def test_put_needs_a_body_and_batch_is_not_a_sku(api):
+    refused = api.client.put("/api/v1/products/X", headers=api.headers())
+    assert refused.status_code == 422 and "body" in refused.get_json()["fields"]
+    wrong_method = api.get("/products/batch")
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"].count("POST") == 1
+    assert "GET" not in wrong_method.headers["Allow"]
