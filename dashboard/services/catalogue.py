@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Integer, Numeric, String, bindparam, column, insert, select
-from sqlalchemy import text, update, values
+from sqlalchemy import ARRAY, Text, any_, bindparam, cast, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -23,7 +22,7 @@ from ..models import Product
 from . import catalogue_fields as fields
 from .actor import Actor
 from .alerts import evaluate_all
-from .errors import Conflict, InvalidInput, StockroomError
+from .errors import Conflict, InvalidInput, StockroomError, UnknownProduct
 from .ledger import Move, record
 from .transaction import transactional
 
@@ -32,8 +31,10 @@ DEFAULTS = {"price": Decimal("0.00"), "is_active": True, "barcode": None, "categ
             "supplier": None, "low_stock_threshold": 10}
 ON_HAND_REFUSED = ("on_hand can only be given for a new product; stock changes go through"
                    " receive, adjust or count")
-# Bind parameters per statement stay under PostgreSQL's 65,535 (SQLite: 32,766).
-_MAX_BINDS = {"postgresql": 65_000, "sqlite": 32_000}
+# Rows per statement. SQLite reads in chunks under its 32,766 bind parameters; PostgreSQL
+# gets arrays, chunked only to keep each statement's memory modest.
+_READ_CHUNK = 5000
+_WRITE_CHUNK = 10_000
 _table = Product.__table__
 
 
@@ -182,6 +183,7 @@ def _plan_create(result: Plan, entry: Entry) -> None:
 
 def _plan_update(result: Plan, entry: Entry, old: dict, existing_on_hand: str) -> None:
     note = None
+    result.ids[entry.sku] = old["id"]
     if entry.on_hand is not None:
         if existing_on_hand == "refuse":
             result.problems.append(Problem(entry.index, entry.sku, "on_hand", ON_HAND_REFUSED))
@@ -191,7 +193,6 @@ def _plan_update(result: Plan, entry: Entry, old: dict, existing_on_hand: str) -
                     " with the count import")
     changes = {name: (old[name], value) for name, value in entry.values.items()
                if old[name] != value}
-    result.ids[entry.sku] = old["id"]
     result.rows[entry.sku] = {**{k: old[k] for k in fields.FIELDS}, **entry.values,
                               "_old_barcode": old["barcode"]}
     status = "updated" if changes else "unchanged"
@@ -221,11 +222,18 @@ def _holders(result: Plan) -> dict[str, dict]:
     """Products outside the plan holding one of the plan's barcodes, by SKU."""
     codes = sorted({r["barcode"] for r in result.rows.values() if r["barcode"]})
     found = {}
-    for chunk in _chunks(codes, 5000):
+    for chunk in _chunks(codes, _READ_CHUNK):
         for sku, code in db.session.execute(
-                select(Product.sku, Product.barcode).where(Product.barcode.in_(chunk))):
+                select(Product.sku, Product.barcode).where(_among(Product.barcode, chunk))):
             found[sku] = {"barcode": code}
     return found
+
+
+def _among(column, items: list[str]):
+    """`column IN items`; on PostgreSQL one text[] parameter, not one bind per item."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(cast(literal(items, ARRAY(Text)), ARRAY(Text)))
+    return column.in_(items)
 
 
 def _stored(skus: list[str], lock: bool) -> dict[str, dict]:
@@ -236,8 +244,8 @@ def _stored(skus: list[str], lock: bool) -> dict[str, dict]:
                                 " ORDER BY id FOR UPDATE"), {"skus": skus})
     columns = [Product.id, Product.sku, Product.on_hand, *(getattr(Product, f) for f in fields.FIELDS)]
     found = {}
-    for chunk in _chunks(skus, 5000):
-        for row in db.session.execute(select(*columns).where(Product.sku.in_(chunk))):
+    for chunk in _chunks(skus, _READ_CHUNK):
+        for row in db.session.execute(select(*columns).where(_among(Product.sku, chunk))):
             found[row.sku] = row._asdict()
     return found
 
@@ -245,10 +253,6 @@ def _stored(skus: list[str], lock: bool) -> dict[str, dict]:
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _rows_per_statement(columns: int) -> int:
-    return _MAX_BINDS.get(db.session.get_bind().dialect.name, 32_000) // columns
 
 
 def apply(result: Plan, actor: Actor, now: datetime) -> None:
@@ -280,10 +284,29 @@ def _release_barcodes(result: Plan, updated: list[str]) -> None:
                            .execution_options(synchronize_session=False))
 
 
-_VALUE_COLUMNS = [column("id", Integer), column("name", String), column("price", Numeric(10, 2)),
-                  column("is_active", Boolean), column("barcode", String),
-                  column("category", String), column("supplier", String),
-                  column("low_stock_threshold", Integer)]
+# PostgreSQL: one array parameter per column (as the ledger writes), so a chunk of 10,000
+# products is one statement of 9 parameters; no multi-row VALUES to compile and parse.
+_ARRAYS = ("CAST(:id AS integer[]), CAST(:name AS text[]), CAST(:price AS numeric[]),"
+           " CAST(:is_active AS boolean[]), CAST(:barcode AS text[]), CAST(:category AS text[]),"
+           " CAST(:supplier AS text[]), CAST(:low_stock_threshold AS integer[])")
+_UPDATE_MANY = text(
+    "UPDATE products AS p SET name = v.name, price = v.price, is_active = v.is_active,"
+    " barcode = v.barcode, category = v.category, supplier = v.supplier,"
+    " low_stock_threshold = v.low_stock_threshold, updated_at = :now"
+    f" FROM unnest({_ARRAYS}) AS v(id, name, price, is_active, barcode, category, supplier,"
+    " low_stock_threshold) WHERE p.id = v.id"
+).bindparams(bindparam("now", type_=Product.updated_at.type))
+_INSERT_MANY = text(
+    "INSERT INTO products (sku, name, price, is_active, barcode, category, supplier,"
+    " low_stock_threshold, on_hand, reserved, alert_muted, created_at, updated_at)"
+    " SELECT v.sku, v.name, v.price, v.is_active, v.barcode, v.category, v.supplier,"
+    "        v.low_stock_threshold, v.on_hand, 0, false, :now, :now"
+    f" FROM unnest(CAST(:sku AS text[]), {_ARRAYS.replace('CAST(:id AS integer[]), ', '')},"
+    "             CAST(:on_hand AS integer[]))"
+    "      WITH ORDINALITY AS v(sku, name, price, is_active, barcode, category, supplier,"
+    "                           low_stock_threshold, on_hand, n)"
+    " ORDER BY v.n RETURNING id, sku"
+).bindparams(bindparam("now", type_=Product.updated_at.type))
 
 
 def _update(result: Plan, updated: list[str], now: datetime) -> None:
@@ -298,12 +321,9 @@ def _update(result: Plan, updated: list[str], now: datetime) -> None:
         db.session.connection().execute(
             statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
         return
-    for chunk in _chunks(rows, _rows_per_statement(len(_VALUE_COLUMNS))):
-        given = values(*_VALUE_COLUMNS, name="v").data(
-            [tuple(row[c.name] for c in _VALUE_COLUMNS) for row in chunk])
-        db.session.execute(
-            update(_table).where(_table.c.id == given.c.id)
-            .values(updated_at=now, **{f: given.c[f] for f in fields.FIELDS}))
+    for chunk in _chunks(rows, _WRITE_CHUNK):
+        db.session.execute(_UPDATE_MANY, {
+            **{f: [row[f] for row in chunk] for f in ("id", *fields.FIELDS)}, "now": now})
 
 
 def _insert(result: Plan, created: list[Outcome], now: datetime) -> dict[str, int]:
@@ -311,10 +331,17 @@ def _insert(result: Plan, created: list[Outcome], now: datetime) -> dict[str, in
              "on_hand": o.on_hand, "reserved": 0, "alert_muted": False,
              "created_at": now, "updated_at": now} for o in created]
     ids: dict[str, int] = {}
-    for chunk in _chunks(rows, _rows_per_statement(13)):
-        for pid, sku in db.session.execute(
-                insert(_table).values(chunk).returning(_table.c.id, _table.c.sku)):
-            ids[sku] = pid
+    if db.session.get_bind().dialect.name != "postgresql":
+        # SQLite: executemany of one prepared INSERT, then the new ids by SKU.
+        db.session.connection().execute(insert(_table), rows)
+        for chunk in _chunks([row["sku"] for row in rows], _READ_CHUNK):
+            ids.update(db.session.execute(
+                select(Product.sku, Product.id).where(Product.sku.in_(chunk))).tuples())
+        return ids
+    for chunk in _chunks(rows, _WRITE_CHUNK):
+        ids.update((sku, pid) for pid, sku in db.session.execute(_INSERT_MANY, {
+            **{f: [row[f] for row in chunk] for f in ("sku", *fields.FIELDS, "on_hand")},
+            "now": now}))
     return ids
 
 
@@ -349,14 +376,20 @@ def upsert_products(raw_rows: list[dict], *, actor: Actor, now: datetime) -> lis
 
 
 @transactional
-def upsert_product(sku: str, raw: dict, *, actor: Actor, now: datetime
-                   ) -> tuple[Outcome, CatalogueProduct]:
+def upsert_product(sku: str, raw: dict, *, actor: Actor, now: datetime,
+                   new: bool | None = None) -> tuple[Outcome, CatalogueProduct]:
     """Create or update one product (PUT): the fields given change, the others stay.
+    `new` True refuses an existing SKU (a create form), False an unknown one (an edit).
     Returns what happened and the product as it now is."""
     entry, problems = clean(0, {**raw, "sku": sku})
     if entry is not None:
         result = plan([entry], lock=True)
         problems = result.problems
+        created = entry.sku not in result.ids
+        if new is True and not created:
+            raise Conflict(f"a product with SKU {entry.sku} already exists")
+        if new is False and created:
+            raise UnknownProduct(f"no product with SKU {entry.sku}")
     if problems:
         raise InvalidInput("; ".join(p.message for p in problems),
                            fields={p.field: p.message for p in problems})

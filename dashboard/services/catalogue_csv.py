@@ -98,8 +98,9 @@ def _columns(header: list[str], notes: list[str]) -> dict[str, int]:
 
 
 def _cell(value: str) -> str:
-    match = _EXCEL_TEXT.match(value.strip())
-    return (match.group(1) if match else value).strip()
+    value = value.strip()
+    match = _EXCEL_TEXT.match(value) if value.startswith("=") else None
+    return match.group(1).strip() if match else value
 
 
 def parse(text: str) -> ParsedFile:

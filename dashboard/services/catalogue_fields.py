@@ -140,7 +140,7 @@ def supplier(value) -> str | None:
 
 def gtin_check_digit(body: str) -> int:
     """The GS1 check digit of the digits before it (weights 3, 1, 3, ... from the right)."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    total = 3 * sum(map(int, body[::-1][::2])) + sum(map(int, body[::-1][1::2]))
     return (10 - total % 10) % 10
 
 

@@ -43,3 +43,16 @@ def test_a_file_that_is_not_utf8_is_refused_with_the_reason(cli, tmp_path):
     source.write_bytes("sku,name\nA,Caf\u00e9\n".encode("latin-1"))
     result = cli("products", "import", str(source))
     assert result.exit_code == 1 and "not UTF-8" in result.output
+
+
+def test_the_demo_shop_has_categories_barcodes_and_suppliers(cli):
+    from sqlalchemy import func
+
+    from dashboard.services.catalogue_fields import is_gtin
+
+    assert cli("demo").exit_code == 0
+    rows = db.session.execute(select(Product.barcode, Product.category, Product.supplier)).all()
+    assert all(category and supplier for _, category, supplier in rows)
+    barcodes = [code for code, _, _ in rows if code]
+    assert len(barcodes) >= 400 and all(is_gtin(code) for code in barcodes)
+    assert db.session.scalar(select(func.count(func.distinct(Product.category)))) >= 10
