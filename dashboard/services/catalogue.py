@@ -331,12 +331,14 @@ def _insert(result: Plan, created: list[Outcome], now: datetime) -> dict[str, in
              "on_hand": o.on_hand, "reserved": 0, "alert_muted": False,
              "created_at": now, "updated_at": now} for o in created]
     ids: dict[str, int] = {}
+    if not rows:
+        return ids
     if db.session.get_bind().dialect.name != "postgresql":
         # SQLite: executemany of one prepared INSERT, then the new ids by SKU.
         db.session.connection().execute(insert(_table), rows)
         for chunk in _chunks([row["sku"] for row in rows], _READ_CHUNK):
-            ids.update(db.session.execute(
-                select(Product.sku, Product.id).where(Product.sku.in_(chunk))).tuples())
+            ids.update((sku, pid) for sku, pid in db.session.execute(
+                select(Product.sku, Product.id).where(Product.sku.in_(chunk))))
         return ids
     for chunk in _chunks(rows, _WRITE_CHUNK):
         ids.update((sku, pid) for pid, sku in db.session.execute(_INSERT_MANY, {
