@@ -142,6 +142,7 @@ def _import_answer(status: int = 200, **context):
     context.setdefault("form", ProductImportForm(formdata=None))
     context.setdefault("report", None)
     context.setdefault("shown", SHOWN_ROWS)
+    context["fragment"] = is_htmx()
     return page("stock/products_import.html", "stock/_products_import_report.html",
                 status=status, **context)
 

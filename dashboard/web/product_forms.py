@@ -62,7 +62,9 @@ class DeactivateForm(FlaskForm):
 
 
 class ProductImportForm(FlaskForm):
-    file = FileField("Product CSV file", validators=[FileRequired("choose a CSV file to check")])
+    # The apply form sends this input's file again (hx-include="#products-file").
+    file = FileField("Product CSV file", id="products-file",
+                     validators=[FileRequired("choose a CSV file to check")])
 
 
 class ApplyProductImportForm(FlaskForm):

@@ -69,3 +69,27 @@ def test_merchandiser_creates_edits_scans_and_deactivates_a_product(
     db.session.rollback()
     product = db.session.scalars(select(Product).where(Product.sku == "TEE-BLACK-M")).one()
     assert (product.is_active, product.on_hand, product.supplier) == (False, 25, "Acme Textiles")
+
+
+def test_merchandiser_checks_and_applies_a_product_file(live_server, chromium, staff_factory,
+                                                        tmp_path):
+    email = staff_factory("merchandiser", email="mia@example.com").email
+    db.session.rollback()
+    source = tmp_path / "shop.csv"
+    source.write_bytes("\ufeffItem;Title;Price;EAN;Department;Qty\n"
+                       "MUG-1;Mug;9,95;4006381333931;Kitchen;5\nCUP-1;Cup;3;;Kitchen;0\n"
+                       .encode())
+    page = sign_in_page(chromium, live_server, email)
+    page.goto(live_server + "/stock/products-import")
+    page.set_input_files("#products-file", str(source))
+    page.get_by_role("button", name="Check file").click()
+    apply = page.get_by_role("button", name="Apply: create 2, update 0")
+    apply.wait_for()
+    assert page.locator("#creates tbody tr").count() == 2
+    page.once("dialog", lambda dialog: dialog.accept())  # "Create 2 and update 0 products now?"
+    apply.click()
+    page.wait_for_url(live_server + "/stock")
+    assert "2 created" in page.locator(".flash-success").inner_text()
+    db.session.rollback()
+    rows = db.session.execute(select(Product.sku, Product.on_hand).order_by(Product.sku)).all()
+    assert [tuple(r) for r in rows] == [("CUP-1", 0), ("MUG-1", 5)]

@@ -144,3 +144,16 @@ def test_scan_to_find_opens_the_product_of_an_exact_barcode_or_sku(client, merch
     # Typing (no scan=1) lists matches; a code nothing has lists nothing, no redirect.
     assert client.get("/stock?q=MUG-1").status_code == 200
     assert client.get("/stock?q=400638133393&scan=1").status_code == 200
+
+
+def test_without_htmx_the_apply_form_asks_for_the_checked_file_again(client, merchandiser):
+    data = b"sku,name\nA,Mug\n"
+    page = client.post("/stock/products-import", content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(data), "shop.csv")}).get_data(as_text=True)
+    assert "Choose the checked file again" in page
+    fragment = client.post("/stock/products-import", content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), "shop.csv")}, headers=HX)
+    assert "Choose the checked file again" not in fragment.get_data(as_text=True)
+    missing = client.post("/stock/products-import/apply", data={"digest": digest_of(data)})
+    assert missing.status_code == 422 and "choose the checked file again" in missing.get_data(
+        as_text=True)
