@@ -4,9 +4,8 @@ bring an opening on-hand, written as a `receive` ledger line; after that only
 receive/adjust/count/import change stock.
 
 `plan` compares what was sent with what is stored (one read per chunk of SKUs) and says,
-per product, created / updated (field: old -> new) / unchanged, or what is wrong with it.
-`apply` writes a plan set-based: chunked multi-row INSERTs, UPDATE ... FROM VALUES, the
-opening ledger lines in one statement, then one alert evaluation of every touched product.
+per product, created / updated (field: old -> new) / unchanged, or what is wrong with it;
+`catalogue_writes.apply` writes a plan set-based.
 """
 from __future__ import annotations
 
@@ -14,16 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ARRAY, Text, any_, bindparam, cast, insert, literal, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ARRAY, Text, any_, cast, literal, select, text
 
 from ..extensions import db
 from ..models import Product
 from . import catalogue_fields as fields
 from .actor import Actor
-from .alerts import evaluate_all
+from .catalogue_writes import READ_CHUNK, apply, chunks
 from .errors import Conflict, InvalidInput, StockroomError, UnknownProduct
-from .ledger import Move, record
 from .transaction import transactional
 
 MAX_BATCH = 1000
@@ -31,11 +28,6 @@ DEFAULTS = {"price": Decimal("0.00"), "is_active": True, "barcode": None, "categ
             "supplier": None, "low_stock_threshold": 10}
 ON_HAND_REFUSED = ("on_hand can only be given for a new product; stock changes go through"
                    " receive, adjust or count")
-# Rows per statement. SQLite reads in chunks under its 32,766 bind parameters; PostgreSQL
-# gets arrays, chunked only to keep each statement's memory modest.
-_READ_CHUNK = 5000
-_WRITE_CHUNK = 10_000
-_table = Product.__table__
 
 
 @dataclass(frozen=True)
@@ -222,7 +214,7 @@ def _holders(result: Plan) -> dict[str, dict]:
     """Products outside the plan holding one of the plan's barcodes, by SKU."""
     codes = sorted({r["barcode"] for r in result.rows.values() if r["barcode"]})
     found = {}
-    for chunk in _chunks(codes, _READ_CHUNK):
+    for chunk in chunks(codes, READ_CHUNK):
         for sku, code in db.session.execute(
                 select(Product.sku, Product.barcode).where(_among(Product.barcode, chunk))):
             found[sku] = {"barcode": code}
@@ -244,107 +236,10 @@ def _stored(skus: list[str], lock: bool) -> dict[str, dict]:
                                 " ORDER BY id FOR UPDATE"), {"skus": skus})
     columns = [Product.id, Product.sku, Product.on_hand, *(getattr(Product, f) for f in fields.FIELDS)]
     found = {}
-    for chunk in _chunks(skus, _READ_CHUNK):
+    for chunk in chunks(skus, READ_CHUNK):
         for row in db.session.execute(select(*columns).where(_among(Product.sku, chunk))):
             found[row.sku] = row._asdict()
     return found
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def apply(result: Plan, actor: Actor, now: datetime) -> None:
-    """Write a plan without problems (inside the caller's transaction)."""
-    updated = [o.sku for o in result.outcomes if o.status == "updated"]
-    created = [o for o in result.outcomes if o.status == "created"]
-    try:
-        _release_barcodes(result, updated)
-        _update(result, updated, now)
-        new_ids = _insert(result, created, now)
-    except IntegrityError:  # a concurrent change took a SKU or barcode: the caller rolls back
-        raise Conflict("another change to the same products was saved at the same time;"
-                       " nothing was changed, try again") from None
-    record([Move(new_ids[o.sku], "receive", on_hand_delta=o.on_hand, reason="opening stock",
-                 on_hand_after=o.on_hand, reserved_after=0)
-            for o in created if o.on_hand], actor, now)
-    result.ids.update(new_ids)
-    touched = sorted(new_ids.values()) + sorted(result.ids[s] for s in updated)
-    if touched:
-        evaluate_all(touched, now)
-
-
-def _release_barcodes(result: Plan, updated: list[str]) -> None:
-    """Clear barcodes that move, so two products may swap them within one change."""
-    ids = [result.ids[s] for s in updated
-           if result.rows[s]["_old_barcode"] and result.rows[s]["_old_barcode"] != result.rows[s]["barcode"]]
-    for chunk in _chunks(sorted(ids), 5000):
-        db.session.execute(update(Product).where(Product.id.in_(chunk)).values(barcode=None)
-                           .execution_options(synchronize_session=False))
-
-
-# PostgreSQL: one array parameter per column (as the ledger writes), so a chunk of 10,000
-# products is one statement of 9 parameters; no multi-row VALUES to compile and parse.
-_ARRAYS = ("CAST(:id AS integer[]), CAST(:name AS text[]), CAST(:price AS numeric[]),"
-           " CAST(:is_active AS boolean[]), CAST(:barcode AS text[]), CAST(:category AS text[]),"
-           " CAST(:supplier AS text[]), CAST(:low_stock_threshold AS integer[])")
-_UPDATE_MANY = text(
-    "UPDATE products AS p SET name = v.name, price = v.price, is_active = v.is_active,"
-    " barcode = v.barcode, category = v.category, supplier = v.supplier,"
-    " low_stock_threshold = v.low_stock_threshold, updated_at = :now"
-    f" FROM unnest({_ARRAYS}) AS v(id, name, price, is_active, barcode, category, supplier,"
-    " low_stock_threshold) WHERE p.id = v.id"
-).bindparams(bindparam("now", type_=Product.updated_at.type))
-_INSERT_MANY = text(
-    "INSERT INTO products (sku, name, price, is_active, barcode, category, supplier,"
-    " low_stock_threshold, on_hand, reserved, alert_muted, created_at, updated_at)"
-    " SELECT v.sku, v.name, v.price, v.is_active, v.barcode, v.category, v.supplier,"
-    "        v.low_stock_threshold, v.on_hand, 0, false, :now, :now"
-    f" FROM unnest(CAST(:sku AS text[]), {_ARRAYS.replace('CAST(:id AS integer[]), ', '')},"
-    "             CAST(:on_hand AS integer[]))"
-    "      WITH ORDINALITY AS v(sku, name, price, is_active, barcode, category, supplier,"
-    "                           low_stock_threshold, on_hand, n)"
-    " ORDER BY v.n RETURNING id, sku"
-).bindparams(bindparam("now", type_=Product.updated_at.type))
-
-
-def _update(result: Plan, updated: list[str], now: datetime) -> None:
-    if not updated:
-        return
-    rows = [{"id": result.ids[s], **{f: result.rows[s][f] for f in fields.FIELDS}}
-            for s in sorted(updated, key=lambda s: result.ids[s])]
-    if db.session.get_bind().dialect.name != "postgresql":
-        # SQLite has one writer; its executemany is a C loop over one prepared statement.
-        statement = update(_table).where(_table.c.id == bindparam("b_id")).values(
-            updated_at=now, **{f: bindparam(f"b_{f}") for f in fields.FIELDS})
-        db.session.connection().execute(
-            statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
-        return
-    for chunk in _chunks(rows, _WRITE_CHUNK):
-        db.session.execute(_UPDATE_MANY, {
-            **{f: [row[f] for row in chunk] for f in ("id", *fields.FIELDS)}, "now": now})
-
-
-def _insert(result: Plan, created: list[Outcome], now: datetime) -> dict[str, int]:
-    rows = [{"sku": o.sku, **{f: result.rows[o.sku][f] for f in fields.FIELDS},
-             "on_hand": o.on_hand, "reserved": 0, "alert_muted": False,
-             "created_at": now, "updated_at": now} for o in created]
-    ids: dict[str, int] = {}
-    if not rows:
-        return ids
-    if db.session.get_bind().dialect.name != "postgresql":
-        # SQLite: executemany of one prepared INSERT, then the new ids by SKU.
-        db.session.connection().execute(insert(_table), rows)
-        for chunk in _chunks([row["sku"] for row in rows], _READ_CHUNK):
-            ids.update((sku, pid) for sku, pid in db.session.execute(
-                select(Product.sku, Product.id).where(Product.sku.in_(chunk))))
-        return ids
-    for chunk in _chunks(rows, _WRITE_CHUNK):
-        ids.update((sku, pid) for pid, sku in db.session.execute(_INSERT_MANY, {
-            **{f: [row[f] for row in chunk] for f in ("sku", *fields.FIELDS, "on_hand")},
-            "now": now}))
-    return ids
 
 
 def _refuse(problems: list[Problem], total: int) -> CatalogueRejected:
