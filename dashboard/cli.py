@@ -124,9 +124,10 @@ def _print_import(report) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .products_cli import products_cli
     from .scheduler import cli as scheduler_cli
 
     for command in (check_command, demo_command, staff_cli, api_client_cli,
-                    import_counts_command):
+                    import_counts_command, products_cli):
         app.cli.add_command(command)
     scheduler_cli.init_app(app)

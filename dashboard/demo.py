@@ -17,6 +17,8 @@ from . import services
 from .extensions import db
 from .models import Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert
 from .services import Actor, Owner
+from .services.catalogue import upsert_products
+from .services.catalogue_fields import gtin_check_digit
 from .services.errors import StockroomError
 from .services.transaction import transaction
 
@@ -89,9 +91,18 @@ def reset_all() -> None:
                 db.session.execute(text(f"DELETE FROM {table}"))
 
 
+SUPPLIERS = ["Northwind Trading", "Acme Wholesale", "Blue Harbor Goods", "Fjord & Field",
+             "Kestrel Supply Co.", "Lumen Makers"]
+
+
+def _ean13(n: int) -> str:
+    body = f"5012345{n:05d}"  # one demo company prefix; a valid check digit for each
+    return body + str(gtin_check_digit(body))
+
+
 def _catalogue(rng: random.Random) -> list[dict]:
     items = []
-    for code, (_dept, names, colours, sizes) in DEPARTMENTS.items():
+    for code, (dept, names, colours, sizes) in DEPARTMENTS.items():
         for n, base in enumerate(names, start=1):
             for colour in colours:
                 for size in sizes:
@@ -99,8 +110,11 @@ def _catalogue(rng: random.Random) -> list[dict]:
                            + (f"-{size[:2].upper()}" if size else ""))
                     name = f"{base} — {colour}" + (f", {size}" if size else "")
                     price = Decimal(rng.choice(PRICES)) - Decimal("0.05")
-                    items.append({"sku": sku, "name": name, "price": price})
+                    items.append({"sku": sku, "name": name, "price": price, "category": dept,
+                                  "supplier": SUPPLIERS[(n + len(dept)) % len(SUPPLIERS)]})
     rng.shuffle(items)
+    for n, item in enumerate(items[:500]):
+        item["barcode"] = _ean13(n) if n % 10 else None  # a few products have no barcode
     return items[:500]
 
 
@@ -159,7 +173,8 @@ def _open_shop(rng: random.Random, now: datetime) -> tuple[_Shop, str]:
 def _stock_the_catalogue(shop: _Shop) -> list[tuple[Product, int]]:
     """About 500 products at a spread of levels; returns those to sell down, and how far."""
     rng, selling_down = shop.rng, []
-    for i, item in enumerate(_catalogue(rng)):
+    catalogue = _catalogue(rng)
+    for i, item in enumerate(catalogue):
         roll = rng.random()
         threshold = rng.choice([5, 8, 10, 12, 15, 20])
         # A spread: mostly healthy, some low, some out, a few huge sellers.
@@ -177,6 +192,9 @@ def _stock_the_catalogue(shop: _Shop) -> list[tuple[Product, int]]:
         shop.products.append(product)
         if to_sell:
             selling_down.append((product, to_sell))
+    upsert_products([{k: item[k] for k in ("sku", "barcode", "category", "supplier")}
+                     for item in catalogue], actor=shop.merch,
+                    now=shop.start + timedelta(minutes=len(catalogue)))
     return selling_down
 
 

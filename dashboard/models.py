@@ -109,6 +109,13 @@ class Product(db.Model):
             "ix_products_inactive", "id",
             postgresql_where=text("NOT is_active"), sqlite_where=text("NOT is_active"),
         ),
+        # A barcode names one product; most products may have none (NULLs never clash).
+        Index(
+            "uq_products_barcode", "barcode", unique=True,
+            postgresql_where=text("barcode IS NOT NULL"), sqlite_where=text("barcode IS NOT NULL"),
+        ),
+        # The storefront's catalogue sync pages by (updated_at, id) (GET /api/v1/products).
+        Index("ix_products_updated_at_id", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,6 +126,11 @@ class Product(db.Model):
     reserved: Mapped[int] = mapped_column(Integer, default=0)
     low_stock_threshold: Mapped[int] = mapped_column(Integer, default=10)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # GTIN-8/12/13/14 digits with a valid check digit (services.catalogue); None = no barcode.
+    barcode: Mapped[str | None] = mapped_column(String(14))
+    # The shop's department, free-form; filters the stock list.
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    supplier: Mapped[str | None] = mapped_column(String(200))
     # Set when a manager resolves an alert while the product is still low; cleared by
     # alert evaluation once the product recovers above its threshold (SPEC §4).
     alert_muted: Mapped[bool] = mapped_column(Boolean, default=False)

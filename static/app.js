@@ -102,4 +102,35 @@
   }
   window.setInterval(refreshTimes, 15000);
   document.addEventListener("htmx:afterSettle", refreshTimes);
+
+  // Long uploads (the product import): <form data-progress="#box"> shows the upload's
+  // progress, then an open-ended bar while the server checks or applies the rows.
+  function progressBox(event) {
+    var form = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form[data-progress]");
+    return form ? document.querySelector(form.getAttribute("data-progress")) : null;
+  }
+  function showProgress(box, percent, text) {
+    var bar = box.querySelector("progress");
+    if (percent === null) { bar.removeAttribute("value"); } else { bar.value = percent; }
+    box.querySelector("[data-progress-text]").textContent = text;
+    box.hidden = false;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var box = progressBox(event);
+    if (box) { showProgress(box, 0, "Uploading…"); }
+  });
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var box = progressBox(event);
+    if (!box || !event.detail.lengthComputable) { return; }
+    var percent = Math.round(100 * event.detail.loaded / event.detail.total);
+    if (percent < 100) {
+      showProgress(box, percent, "Uploading… " + percent + "%");
+    } else {
+      showProgress(box, null, "Uploaded; checking every row (a 100,000-row file takes a few seconds)…");
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var box = progressBox(event);
+    if (box) { box.hidden = true; }
+  });
 }());

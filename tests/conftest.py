@@ -145,3 +145,22 @@ def staff_factory(now):
                             name=role.title(), now=now)
 
     return make
+
+
+@pytest.fixture
+def blank_database(database_url, tmp_path):
+    """A database of its own, on the server under test, with no tables yet."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path}/migrations.sqlite3"
+        return
+    url = sa.engine.make_url(database_url)
+    name = f"{url.database}_migrations"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,7 +1,6 @@
 """Migration 0002 on a database with holds and their ledger lines, up and back down."""
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
 
@@ -18,25 +17,6 @@ ROWS = [
     " on_hand_after, reserved_after, reservation_id, created_at)"
     " VALUES (1, 'reserve', 0, 2, 5, 2, 1, :at)",
 ]
-
-
-@pytest.fixture
-def blank_database(database_url, tmp_path):
-    """A database of its own, on the server under test, with no tables yet."""
-    if not database_url.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path}/migrations.sqlite3"
-        return
-    url = sa.engine.make_url(database_url)
-    name = f"{url.database}_migrations"
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _reservation_columns() -> list[str]:

@@ -34,4 +34,5 @@ bp.register_error_handler(HTTPException, http_error)
 for _outage in OUTAGES:
     bp.register_error_handler(_outage, database_unavailable)
 
-from . import openapi, routes  # noqa: E402,F401  (registers the views on bp)
+# catalogue first: it registers the `sku` URL converter the product routes use.
+from . import catalogue, openapi, routes  # noqa: E402,F401  (registers the views on bp)

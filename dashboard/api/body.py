@@ -11,16 +11,16 @@ from .errors import ApiError
 MAX_BODY_BYTES = 64 * 1024
 
 
-def read_json() -> tuple[object, bytes]:
+def read_json(max_bytes: int = MAX_BODY_BYTES) -> tuple[object, bytes]:
     """The parsed body and its canonical bytes. An empty body means `{}` (e.g. a bare commit).
 
     400 for malformed JSON, 415 for a body that is not JSON, 413 for a huge one.
     """
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body must be at most {MAX_BODY_BYTES} bytes")
+    if (request.content_length or 0) > max_bytes:
+        raise ApiError(413, "body_too_large", f"the body must be at most {max_bytes} bytes")
     raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY_BYTES:  # chunked uploads carry no Content-Length
-        raise ApiError(413, "body_too_large", f"the body must be at most {MAX_BODY_BYTES} bytes")
+    if len(raw) > max_bytes:  # chunked uploads carry no Content-Length
+        raise ApiError(413, "body_too_large", f"the body must be at most {max_bytes} bytes")
     if not raw.strip():
         data = {}
     else:

@@ -6,14 +6,14 @@ from flask import current_app, jsonify
 
 from ..models import HOLD_STATUSES, ORDER_STATUSES
 from ..services.housekeeping import KEEP_IDEMPOTENCY_KEYS
-from . import bp, schemas
+from . import bp, catalogue_openapi, schemas
 from .body import MAX_BODY_BYTES
 
 ERROR_CODES = [
     "malformed_json", "invalid_idempotency_key", "unauthorized", "not_found", "unknown_sku",
     "inactive_sku", "insufficient_stock", "reservation_not_active", "order_wrong_state",
     "order_not_held", "idempotency_in_progress", "body_too_large", "unsupported_media_type",
-    "invalid", "extend_beyond_cap", "idempotency_key_reused",
+    "invalid", "extend_beyond_cap", "idempotency_key_reused", "conflict",
 ]
 
 DESCRIPTION = f"""\
@@ -319,6 +319,11 @@ def build() -> dict:
             "order_wrong_state (with `status`)",
         )},
     }
+    components = {
+        "Product": PRODUCT, "Reservation": RESERVATION, "Order": ORDER,
+        "Error": {**ERROR, "properties": dict(ERROR["properties"])},
+    }
+    catalogue_openapi.add_to(paths, components)
     for item in paths.values():
         for operation in item.values():
             operation.setdefault("security", secured)
@@ -336,7 +341,7 @@ def build() -> dict:
             "parameters": _parameters(),
             "responses": _responses(),
             "schemas": {
-                "Product": PRODUCT, "Reservation": RESERVATION, "Order": ORDER, "Error": ERROR,
+                **components,
                 **{body.name: body.schema() for body in bodies},
             },
         },

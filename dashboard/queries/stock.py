@@ -22,6 +22,7 @@ SORTS = {
 }
 TEXT_SORTS = ("sku", "name")
 MAX_QUERY = 100
+MAX_CATEGORY = 100
 # Trigram indexes need three characters; shorter text can only be a whole (short) SKU.
 MIN_SEARCH = 3
 MAX_PRODUCT_ID = 2**31 - 1  # products.id is an INTEGER
@@ -35,6 +36,7 @@ class StockQuery:
     filter: str = "all"
     sort: str = "sku"
     dir: str = "asc"
+    category: str = ""  # one department, exactly; "" = every product
 
     @classmethod
     def from_args(cls, args) -> StockQuery:
@@ -42,17 +44,20 @@ class StockQuery:
         filter_ = args.get("filter", "all")
         sort = args.get("sort", "sku")
         direction = args.get("dir", "asc")
+        category = "".join(c for c in args.get("category", "") if c.isprintable()).strip()
         return cls(
             q=q,
             filter=filter_ if filter_ in FILTERS else "all",
             sort=sort if sort in SORTS else "sku",
             dir=direction if direction in ("asc", "desc") else "asc",
+            category=category[:MAX_CATEGORY],
         )
 
     def args(self, **changes) -> dict:
         """Query-string arguments for a link, without defaults (short, shareable URLs)."""
-        values = {"q": self.q, "filter": self.filter, "sort": self.sort, "dir": self.dir, **changes}
-        defaults = {"q": "", "filter": "all", "sort": "sku", "dir": "asc"}
+        values = {"q": self.q, "filter": self.filter, "sort": self.sort, "dir": self.dir,
+                  "category": self.category, **changes}
+        defaults = {"q": "", "filter": "all", "sort": "sku", "dir": "asc", "category": ""}
         return {k: v for k, v in values.items() if v is not None and v != defaults.get(k)}
 
 
@@ -114,6 +119,8 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None) 
         statement = statement.where(
             or_(Product.sku.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\"))
         )
+    if query.category:
+        statement = statement.where(Product.category == query.category)  # ix_products_category
     if query.filter == "low":
         statement = statement.where(is_low())
     elif query.filter == "out":

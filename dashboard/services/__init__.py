@@ -7,6 +7,9 @@ Views, the API, the CLI and the scheduler all call these.
 - stock: `holds` (reserve, reserve a cart, release, extend, commit), `orders` (confirm,
   cancel), `expiry` (overdue holds), `stock` (adjust, count, import), `products` (find,
   create, edit), `alerts`, `audit` (invariants, drift, repair);
+- the catalogue: `catalogue` (upsert one or a batch: plan, then `catalogue_writes`),
+  `catalogue_fields` (what each field may hold), `catalogue_csv` (product files read and
+  written), `product_import` (the CSV import's dry run and apply);
 - people: `staff` (accounts, API clients), `signin` (throttled sign-in);
 - the scheduler's work: `jobs` (the jobs, run once per slot), `job_runs` (their records and
   locks), `housekeeping` (pruning);

@@ -11,9 +11,11 @@ from . import errors, filters, headers, login, once
 
 
 def init_app(app: Flask) -> None:
-    from . import activity, admin, alerts, auth, holds, jobs, overview, products, stock
+    from . import activity, admin, alerts, auth, catalogue, holds, jobs, overview, products, stock
 
-    for module in (auth, overview, stock, products, holds, alerts, activity, jobs, admin):
+    # catalogue before products: /products/new and /products/<sku>/edit are not product pages.
+    for module in (auth, overview, stock, catalogue, products, holds, alerts, activity, jobs,
+                   admin):
         app.register_blueprint(module.bp)
     for plumbing in (login, errors, headers, filters, once):
         plumbing.init_app(app)

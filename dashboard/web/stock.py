@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from .. import services
 from ..models import Product
+from ..queries.catalogue import categories, product_for_code
 from ..queries.stock import StockQuery, product_by_id, reread_product, stock_page, unresolved_alert
 from ..services.alerts import level_of
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
@@ -27,9 +28,14 @@ MAX_IMPORT_BYTES = 2_000_000
 @login_required
 def index():
     query = StockQuery.from_args(request.args)
+    if request.args.get("scan") and query.q:
+        # Scan to find: a scanner types the code and Enter; an exact barcode or SKU opens it.
+        sku = product_for_code(query.q)
+        if sku is not None:
+            return redirect(url_for("products.show", sku=sku))
     result = stock_page(query, request.args.get("after"), request.args.get("before"))
     return page("stock/index.html", "stock/_results.html", query=query, result=result,
-                back=request.full_path, level_of=level_of)
+                back=request.full_path, level_of=level_of, categories=categories())
 
 
 # --- inline adjust and count -------------------------------------------------------------

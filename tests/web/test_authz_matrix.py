@@ -7,6 +7,7 @@ visitors are sent to sign-in and change nothing. Pages everyone may see answer 2
 """
 from __future__ import annotations
 
+import hashlib
 import io
 from datetime import datetime, timezone
 
@@ -34,6 +35,19 @@ ACTIONS = [
      "edit_stock", True),
     ("product settings", "POST", "/products/RED-1/settings", {"threshold": "7", "is_active": "y"},
      "edit_stock", True),
+    ("new product page", "GET", "/products/new", None, "edit_stock", False),
+    ("create product", "POST", "/products/new",
+     {"sku": "NEW-1", "name": "New", "price": "1.00", "low_stock_threshold": "3", "is_active": "y"},
+     "edit_stock", True),
+    ("edit product page", "GET", "/products/RED-1/edit", None, "edit_stock", False),
+    ("edit product", "POST", "/products/RED-1/edit",
+     {"name": "Red", "price": "2.00", "low_stock_threshold": "8", "is_active": "y"}, "edit_stock", True),
+    ("deactivate page", "GET", "/products/RED-1/deactivate", None, "edit_stock", False),
+    ("deactivate product", "POST", "/products/RED-1/deactivate", {"confirm": "yes"}, "edit_stock", True),
+    ("products import page", "GET", "/stock/products-import", None, "edit_stock", False),
+    ("products import check", "POST", "/stock/products-import", "products-check", "edit_stock", False),
+    ("products import apply", "POST", "/stock/products-import/apply", "products-apply", "edit_stock",
+     True),
     ("release holds", "POST", "/holds/release", {"ids": "{hid}", "reason": "authz"}, "manage_holds", True),
     ("release a hold", "POST", "/holds/{hid}/release", {"reason": "authz"}, "manage_holds", True),
     ("extend a hold", "POST", "/holds/{hid}/extend", {"minutes": "5"}, "manage_holds", True),
@@ -58,8 +72,9 @@ ACTIONS = [
 PAGES = [
     "/", "/overview/tiles", "/stock", "/stock?filter=low", "/products/RED-1", "/holds",
     "/holds?filter=stuck", "/alerts?tab=open", "/alerts?tab=resolved", "/activity", "/activity.csv",
-    "/jobs",
+    "/jobs", "/stock?category=Kitchen", "/stock/products.csv",
 ]
+PRODUCTS_CSV = b"SKU,Name,Qty\nNEW-2,New two,4\n"
 
 
 @pytest.fixture
@@ -103,6 +118,12 @@ def perform(client, action, ids, headers=None):
     if data == "csv-check":
         return client.post(url, headers=headers or {}, content_type="multipart/form-data",
                            data={"step": "check", "file": (io.BytesIO(b"sku,on_hand\nRED-1,8\n"), "c.csv")})
+    if data in ("products-check", "products-apply"):
+        form = {"file": (io.BytesIO(PRODUCTS_CSV), "products.csv")}
+        if data == "products-apply":
+            form["digest"] = hashlib.sha256(PRODUCTS_CSV).hexdigest()
+        return client.post(url, headers=headers or {}, content_type="multipart/form-data",
+                           data=form)
     form = {k: v.format(**ids) for k, v in data.items()}
     return client.post(url, data=form, headers=headers or {})
 

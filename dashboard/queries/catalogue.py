@@ -1,0 +1,71 @@
+"""Catalogue reads: the sync listing in the order products changed, the categories in use,
+the product a scanned code names, and every product for the CSV export."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, tuple_
+
+from ..extensions import db
+from ..models import Product
+from ..services.catalogue import CATALOGUE_COLUMNS, CatalogueProduct, catalogue_product
+from . import cursor
+
+MAX_PAGE = 1000
+EXPORT_CHUNK = 5000
+MAX_CATEGORIES = 500
+
+
+def decode_position(token: str) -> tuple[datetime, int] | None:
+    return cursor.decode(token, datetime)
+
+
+def catalogue_page(since: datetime | None, after: tuple[datetime, int] | None, limit: int
+                   ) -> tuple[list[CatalogueProduct], str | None, bool]:
+    """Products changed at or after `since`, beyond `after`, in (updated_at, id) order
+    (ix_products_updated_at_id); the cursor of the last one, to come back with later (with
+    no rows, the cursor given, so a sync can keep polling from it); and whether more follow."""
+    statement = select(*CATALOGUE_COLUMNS).order_by(Product.updated_at, Product.id).limit(limit + 1)
+    if since is not None:
+        statement = statement.where(Product.updated_at >= since)
+    if after is not None:
+        statement = statement.where(tuple_(Product.updated_at, Product.id) > tuple_(*after))
+    rows = [catalogue_product(row) for row in db.session.execute(statement)]
+    more, rows = len(rows) > limit, rows[:limit]
+    if rows:
+        return rows, cursor.encode(rows[-1].updated_at, rows[-1].id), more
+    return rows, cursor.encode(*after) if after else None, more
+
+
+def categories() -> list[str]:
+    """The categories products have, for the stock list's filter (ix_products_category)."""
+    return list(db.session.scalars(
+        select(Product.category).where(Product.category.is_not(None))
+        .group_by(Product.category).order_by(Product.category).limit(MAX_CATEGORIES)))
+
+
+def product_for_code(code: str) -> str | None:
+    """The SKU of the product whose barcode or SKU is exactly `code` (a scan), else None."""
+    found = db.session.scalars(
+        select(Product.sku).where(or_(Product.barcode == code, Product.sku == code))
+        .order_by((Product.sku == code).desc()).limit(1)).first()
+    return found
+
+
+def export_rows() -> Iterator[CatalogueProduct]:
+    """Every product in SKU order, a chunk at a time (keyset on sku) so memory stays flat."""
+    last = None
+    while True:
+        statement = select(*CATALOGUE_COLUMNS).order_by(Product.sku).limit(EXPORT_CHUNK)
+        if last is not None:
+            statement = statement.where(Product.sku > last)
+        rows = db.session.execute(statement).all()
+        yield from (catalogue_product(row) for row in rows)
+        if len(rows) < EXPORT_CHUNK:
+            return
+        last = rows[-1].sku
+
+
+def product_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Product))
