@@ -19,6 +19,7 @@ from ..services.product_import import check_products, import_products
 from .access import require
 from .forms import first_error
 from .htmx import is_htmx, page, refusal
+from .once import applies_once
 from .product_forms import ApplyProductImportForm, DeactivateForm, ProductForm, ProductImportForm
 
 bp = Blueprint("catalogue", __name__)
@@ -62,6 +63,7 @@ def _saved(outcome, product):
 
 @bp.route("/products/new", methods=["GET", "POST"])
 @require("edit_stock")
+@applies_once
 def new_product():
     form = ProductForm()
     if request.method == "GET" or not form.validate_on_submit():
@@ -81,6 +83,7 @@ def new_product():
 
 @bp.route("/products/<path:sku>/edit", methods=["GET", "POST"])
 @require("edit_stock")
+@applies_once
 def edit_product(sku: str):
     product = _product_or_404(sku)
     if request.method == "GET":
@@ -103,6 +106,7 @@ def edit_product(sku: str):
 
 @bp.route("/products/<path:sku>/deactivate", methods=["GET", "POST"])
 @require("edit_stock")
+@applies_once
 def deactivate_product(sku: str):
     product = _product_or_404(sku)
     holds = active_holds(product.id).count
@@ -166,6 +170,7 @@ def check_import():
 
 @bp.post("/stock/products-import/apply")
 @require("edit_stock")
+@applies_once
 def apply_import():
     apply_form, form = ApplyProductImportForm(), ProductImportForm()
     if not apply_form.validate_on_submit() or not form.validate():

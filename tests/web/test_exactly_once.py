@@ -36,6 +36,8 @@ def snapshot() -> tuple:
         "SELECT count(*), sum(CASE WHEN is_active THEN 1 ELSE 0 END) FROM api_clients",
         "SELECT sum(CASE WHEN is_active THEN 1 ELSE 0 END) FROM staff_users",
         "SELECT sum(low_stock_threshold), sum(on_hand), sum(reserved) FROM products",
+        "SELECT count(*), count(category), sum(CASE WHEN is_active THEN 1 ELSE 0 END)"
+        " FROM products",
         "SELECT max(expires_at), count(*) FROM reservations WHERE status = 'active'",
         "SELECT count(*) FROM stock_alerts WHERE status = 'acknowledged'",
         "SELECT count(*) FROM stock_alerts WHERE status = 'resolved'",
@@ -75,6 +77,13 @@ def _forms(product_factory, staff_factory):
         "acknowledge": (f"/alerts/{alert.id}/acknowledge", {}),
         "resolve": (f"/alerts/{alert.id}/resolve", {"note": "reordered"}),
         "settings": ("/products/RED-1/settings", {"threshold": "4", "is_active": "y"}),
+        "new_product": ("/products/new", {"sku": "NEW-1", "name": "New", "price": "1.00",
+                                          "low_stock_threshold": "2", "is_active": "y",
+                                          "on_hand": "5"}),
+        "edit_product": ("/products/RED-1/edit", {"name": "Red", "price": "2.00",
+                                                  "category": "Socks",
+                                                  "low_stock_threshold": "2", "is_active": "y"}),
+        "deactivate_product": ("/products/RED-1/deactivate", {"confirm": "y"}),
         "create_staff": ("/admin/staff", {"email": "new@example.com", "name": "New",
                                           "role": "viewer", "password": "long-enough-pw"}),
         "role": (f"/admin/staff/{other.id}/role", {"role": "merchandiser"}),
@@ -87,6 +96,7 @@ def _forms(product_factory, staff_factory):
 
 @pytest.mark.parametrize("kind", ["adjust", "count", "import", "release", "release_many",
                                   "extend", "acknowledge", "resolve", "settings",
+                                  "new_product", "edit_product", "deactivate_product",
                                   "create_staff", "role", "reset", "deactivate",
                                   "create_client", "client_off"])
 def test_a_replayed_submit_applies_once_and_says_what_the_first_did(
@@ -307,3 +317,23 @@ def test_submissions_older_than_a_day_are_pruned(client_for, product_factory):
     assert prune(datetime.now(timezone.utc))["submissions"] == 1
     assert [m for m in db.session.scalars(select(Submission.message))] == [
         "RED-1: on hand 11 → 12 (+1)."]
+
+
+# Dashboard POSTs that need no submit token, each with the reason.
+NO_TOKEN = {
+    "auth.sign_in": "changes no stock; throttled and answered by itself",
+    "auth.sign_out": "ending a session twice is the same as once",
+    "stock.import_counts": "its check changes nothing; its apply step is @applies_once",
+    "catalogue.check_import": "a dry run: changes nothing",
+    "jobs.run": "a job is idempotent and commits in batches; running it twice is harmless",
+}
+
+
+def test_every_state_changing_dashboard_post_applies_once(app):
+    missing = sorted(
+        rule.endpoint for rule in app.url_map.iter_rules()
+        if "POST" in rule.methods and not rule.endpoint.startswith("api.")
+        and rule.endpoint not in NO_TOKEN
+        and not getattr(app.view_functions[rule.endpoint], "applies_once", False)
+    )
+    assert missing == []
