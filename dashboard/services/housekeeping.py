@@ -1,7 +1,7 @@
 """Deleting records nobody needs any more (the alerts job runs this after each evaluation).
 
 How long each kind is kept: finished job runs two weeks, failed sign-ins a day (or the
-throttling window, if longer), heartbeats of schedulers silent for a day, and the API's
+throttling window, if longer), staff sessions until their absolute lifetime, heartbeats of schedulers silent for a day, and the API's
 Idempotency-Key answers 24 hours (the promise the OpenAPI document makes to storefronts).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import delete
 
 from ..extensions import db
-from ..models import IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat
+from ..models import IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat, StaffSession
 from .transaction import transactional
 
 KEEP_JOB_RUNS = timedelta(days=14)
@@ -32,6 +32,9 @@ def _prune_records(now: datetime) -> dict[str, int]:
         "login_attempts": db.session.execute(
             delete(LoginAttempt).where(
                 LoginAttempt.attempted_at < now - max(KEEP_LOGIN_ATTEMPTS, window))
+        ).rowcount,
+        "staff_sessions": db.session.execute(
+            delete(StaffSession).where(StaffSession.expires_at <= now)
         ).rowcount,
         "heartbeats": db.session.execute(
             delete(SchedulerHeartbeat).where(

@@ -11,9 +11,9 @@ from . import errors, filters, headers, login
 
 
 def init_app(app: Flask) -> None:
-    from . import activity, admin, alerts, auth, holds, jobs, overview, products, stock
+    from . import account, activity, admin, alerts, auth, holds, jobs, overview, products, stock
 
-    for module in (auth, overview, stock, products, holds, alerts, activity, jobs, admin):
+    for module in (auth, account, overview, stock, products, holds, alerts, activity, jobs, admin):
         app.register_blueprint(module.bp)
     for plumbing in (login, errors, headers, filters):
         plumbing.init_app(app)

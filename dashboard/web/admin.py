@@ -124,6 +124,17 @@ def reset_password(staff_id: int):
                       message=f"Password of {user.email} reset; their sessions are signed out.")
 
 
+@bp.post("/staff/<int:staff_id>/sessions")
+@require("manage_staff")
+def end_sessions(staff_id: int):
+    user = staff_member(staff_id)
+    if user is None:
+        abort(404, description=f"Staff member {staff_id} does not exist.")
+    ended = services.end_sessions(staff_id)
+    return _staff_row(staff_id, level="success",
+                      message=f"{user.email} is signed out on {ended} device{'s' if ended != 1 else ''}.")
+
+
 def _clients_page(status: int = 200, **context):
     context.setdefault("form", ApiClientForm(formdata=None))
     return page("admin/api_clients.html", "admin/_api_clients.html", status=status,

@@ -90,6 +90,14 @@ class SignInForm(FlaskForm):
     next = HiddenField()
 
 
+class OwnPasswordForm(FlaskForm):
+    current = PasswordField(
+        "Current password",
+        validators=[InputRequired("enter your current password"), Length(max=1024), printable],
+    )
+    password = _new_password("New password")
+
+
 class AdjustForm(FlaskForm):
     delta = IntegerField(
         "Change",

@@ -201,16 +201,6 @@ def test_sign_out_is_post_only(client, staff_factory):
     assert client.get("/stock").status_code == 200
 
 
-def test_remember_me_sets_a_remember_cookie_only_when_asked(app, staff_factory):
-    staff_factory("viewer", email="vera@example.com")
-    plain, remembered = new_client(app), new_client(app)
-    sign_in(plain, "vera@example.com")
-    sign_in(remembered, "vera@example.com", remember="y")
-    assert plain.get_cookie("remember_token") is None
-    cookie = remembered.get_cookie("remember_token")
-    assert cookie is not None and cookie.http_only
-
-
 @pytest.mark.parametrize("email, password", [
     ("vera@example.com\x00", "correct-horse-1"),
     ("<script>alert(1)</script>", "correct-horse-1"),
@@ -245,7 +235,6 @@ def test_session_cookie_is_http_only_and_lax(client, staff_factory):
 def test_cookies_are_secure_outside_debug_and_testing(database_url):
     production = create_app(app_config(database_url, TESTING=False))
     assert production.config["SESSION_COOKIE_SECURE"] is True
-    assert production.config["REMEMBER_COOKIE_SECURE"] is True
     testing = create_app(app_config(database_url))
     assert not testing.config.get("SESSION_COOKIE_SECURE")
     local_http = create_app(app_config(database_url, TESTING=False, COOKIE_SECURE=False))
