@@ -71,10 +71,11 @@ JOB_NAMES = ("expire", "alerts", "reconcile")
 JOB_STATUSES = ("running", "ok", "failed", "skipped")
 
 
-def actor_label(staff_email: str | None, api_client_name: str | None) -> str:
-    """How the dashboard names who did something: a staff email, an API client, or the system."""
-    if staff_email is not None:
-        return staff_email
+def actor_label(staff_name: str | None, api_client_name: str | None) -> str:
+    """How the dashboard names who did something: a staff member's name (emails appear on
+    the admin pages only), an API client, or the system."""
+    if staff_name is not None:
+        return staff_name
     if api_client_name is not None:
         return f"API client {api_client_name}"
     return "the system"
@@ -333,13 +334,6 @@ class Reservation(db.Model):
         foreign_keys=[created_by_api_client_id]
     )
 
-    @property
-    def ended_by_name(self) -> str:
-        return actor_label(
-            self.ended_by_staff.email if self.ended_by_staff else None,
-            self.ended_by_api_client.name if self.ended_by_api_client else None,
-        )
-
 
 class StockMovement(db.Model):
     """The append-only stock ledger: one row per change of on_hand or reserved."""
@@ -388,7 +382,7 @@ class StockMovement(db.Model):
     @property
     def actor_name(self) -> str:
         return actor_label(
-            self.actor_staff.email if self.actor_staff else None,
+            self.actor_staff.name if self.actor_staff else None,
             self.actor_api_client.name if self.actor_api_client else None,
         )
 

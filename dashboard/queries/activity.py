@@ -138,7 +138,7 @@ def export_rows(filters: ActivityFilters, batch: int = EXPORT_BATCH) -> Iterator
             StockMovement.id, StockMovement.created_at, Product.sku,
             Product.name.label("product_name"), StockMovement.kind, StockMovement.on_hand_delta,
             StockMovement.reserved_delta, StockMovement.on_hand_after,
-            StockMovement.reserved_after, StaffUser.email.label("staff_email"),
+            StockMovement.reserved_after, StaffUser.name.label("staff_name"),
             ApiClient.name.label("api_client_name"), StockMovement.reservation_id,
             StockMovement.order_id,
             StockMovement.reason,
@@ -164,11 +164,12 @@ def export_rows(filters: ActivityFilters, batch: int = EXPORT_BATCH) -> Iterator
 
 def actor_choices() -> list[tuple[str, str]]:
     staff = db.session.execute(
-        select(StaffUser.id, StaffUser.email).order_by(StaffUser.email).limit(MAX_ACTOR_CHOICES)
+        select(StaffUser.id, StaffUser.name).order_by(StaffUser.name, StaffUser.id)
+        .limit(MAX_ACTOR_CHOICES)
     ).all()
     clients = db.session.execute(
         select(ApiClient.id, ApiClient.name).order_by(ApiClient.name).limit(MAX_ACTOR_CHOICES)
     ).all()
     return ([("system", "The system (scheduler, expiry)")]
-            + [(f"staff:{i}", email) for i, email in staff]
+            + [(f"staff:{i}", name) for i, name in staff]
             + [(f"api:{i}", f"API client {name}") for i, name in clients])

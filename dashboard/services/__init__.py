@@ -31,6 +31,7 @@ from .staff import (
     record_api_client_use,
     reset_password,
     set_api_client_active,
+    set_api_client_storefronts,
     set_role,
     set_staff_active,
     verify_password,
@@ -44,6 +45,6 @@ __all__ = [
     "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",
     "evaluate_alerts", "expire_due", "extend", "find_product", "import_counts",
     "level_of", "reconcile", "record_api_client_use", "release", "release_many", "repair",
-    "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active",
+    "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active", "set_api_client_storefronts",
     "set_role", "set_staff_active", "update_product", "verify_password",
 ]

@@ -282,7 +282,7 @@ def _unresolved_alert(alert_id: int) -> StockAlert:
     if alert is None:
         raise NotFound(f"alert {alert_id} does not exist")
     if alert.status == "resolved":
-        who = alert.resolved_by.email if alert.resolved_by else "the system"
+        who = alert.resolved_by.name if alert.resolved_by else "the system"
         raise AlertWrongState(
             f"alert already resolved by {who} at {alert.resolved_at:%Y-%m-%d %H:%M} UTC"
         )

@@ -130,15 +130,19 @@ def token_hash(token: str) -> str:
 
 
 @transactional
-def create_api_client(name: str, *, now: datetime) -> tuple[ApiClient, str]:
-    """A new client and its token; the token is returned once and only its hash is kept."""
+def create_api_client(name: str, *, now: datetime, all_storefronts: bool = False
+                      ) -> tuple[ApiClient, str]:
+    """A new client and its token; the token is returned once and only its hash is kept.
+
+    A client reaches only the carts, orders and holds that are its own, unless granted
+    `all_storefronts` (a shop whose one integration serves several storefronts)."""
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 100:
         raise InvalidInput("name must be 1 to 100 characters", field="name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     client = ApiClient(
         name=name, token_hash=token_hash(token), token_prefix=token[:10], is_active=True,
-        created_at=now,
+        all_storefronts=bool(all_storefronts), created_at=now,
     )
     db.session.add(client)
     try:
@@ -181,4 +185,14 @@ def set_api_client_active(client_id: int, active: bool) -> ApiClient:
     if client is None:
         raise NotFound(f"API client {client_id} does not exist")
     client.is_active = bool(active)
+    return client
+
+
+@transactional
+def set_api_client_storefronts(client_id: int, all_storefronts: bool) -> ApiClient:
+    """Grant (or take back) a client's reach over every storefront's records."""
+    client = db.session.get(ApiClient, client_id) if 0 < client_id < 2**31 else None
+    if client is None:
+        raise NotFound(f"API client {client_id} does not exist")
+    client.all_storefronts = bool(all_storefronts)
     return client

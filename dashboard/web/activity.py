@@ -72,7 +72,7 @@ def export():
                 (m.id, m.created_at.isoformat(), _text(m.sku), _text(m.product_name), m.kind,
                  m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
                  m.on_hand_after - m.reserved_after,
-                 _text(actor_label(m.staff_email, m.api_client_name)),
+                 _text(actor_label(m.staff_name, m.api_client_name)),
                  m.reservation_id or "", m.order_id or "", _text(m.reason))
                 for m in batch
             )

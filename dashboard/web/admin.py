@@ -11,7 +11,7 @@ from ..models import ROLES
 from ..queries.admin import api_client_list, staff_list, staff_member
 from ..services.errors import StockroomError
 from .access import require
-from .forms import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm
+from .forms import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm, StorefrontsForm
 from .htmx import is_htmx, page, row_answer, toast
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -153,7 +153,8 @@ def create_api_client():
     form = ApiClientForm()
     if form.validate():
         try:
-            client, token = services.create_api_client(form.name.data, now=_now())
+            client, token = services.create_api_client(
+                form.name.data, now=_now(), all_storefronts=form.all_storefronts.data)
         except StockroomError as error:
             form.name.errors = [error.message]
         else:
@@ -177,6 +178,25 @@ def set_api_client_active(client_id: int):
         abort(404, description=error.message)
     state = "can use the API again" if client.is_active else "is switched off: its token no longer works"
     message = f"API client {client.name} {state}."
+    if not is_htmx():
+        flash(message, "success")
+        return redirect(url_for("admin.api_clients"))
+    return toast(_clients_page(), message, "success")
+
+
+@bp.post("/api-clients/<int:client_id>/storefronts")
+@require("manage_staff")
+def set_api_client_storefronts(client_id: int):
+    form = StorefrontsForm()
+    if not form.validate():
+        return toast(_clients_page(status=422), "Choose every storefront or its own.", "error")
+    try:
+        client = services.set_api_client_storefronts(client_id, form.all_storefronts.data == "1")
+    except StockroomError as error:
+        abort(404, description=error.message)
+    reach = ("may act on every storefront's records" if client.all_storefronts
+             else "reaches only its own records")
+    message = f"API client {client.name} {reach}."
     if not is_htmx():
         flash(message, "success")
         return redirect(url_for("admin.api_clients"))

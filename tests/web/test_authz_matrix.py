@@ -51,6 +51,8 @@ ACTIONS = [
      "manage_staff", True),
     ("end staff sessions", "POST", "/admin/staff/{sid}/sessions", {}, "manage_staff", True),
     ("API clients page", "GET", "/admin/api-clients", None, "manage_staff", False),
+    ("grant every storefront", "POST", "/admin/api-clients/{cid}/storefronts",
+     {"all_storefronts": "1"}, "manage_staff", True),
     ("create API client", "POST", "/admin/api-clients", {"name": "authz shop"}, "manage_staff", True),
     ("deactivate API client", "POST", "/admin/api-clients/{cid}/active", {"active": "0"},
      "manage_staff", True),
@@ -96,7 +98,7 @@ def fingerprint() -> tuple:
         rows(StaffUser.id, StaffUser.role, StaffUser.is_active, StaffUser.password_hash,
              order=StaffUser.id),
         rows(StaffSession.id, order=StaffSession.id),
-        rows(ApiClient.id, ApiClient.is_active, order=ApiClient.id),
+        rows(ApiClient.id, ApiClient.is_active, ApiClient.all_storefronts, order=ApiClient.id),
         db.session.scalar(select(func.count()).select_from(JobRun)),
         db.session.scalar(select(func.count()).select_from(StockMovement)),
     )

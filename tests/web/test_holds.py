@@ -178,8 +178,8 @@ def test_second_staff_releasing_the_same_hold_is_told_who_and_when(
     late = second.post(f"/holds/{hold.id}/release", data={"reason": "also me"}, headers=HX)
     assert late.status_code == 409
     body = late.get_data(as_text=True)
-    assert "already released by first@example.com at" in body
-    assert "already released by first@example.com" in late.headers["HX-Trigger"]
+    assert "already released by staff at" in body
+    assert "already released by staff" in late.headers["HX-Trigger"]
     releases = db.session.scalar(
         select(func.count()).select_from(StockMovement).where(StockMovement.kind == "release"))
     assert releases == 1
@@ -316,4 +316,4 @@ def test_plain_form_row_actions_answer_with_full_pages(support, product_factory,
     assert done.status_code == 302
     again = support.post(f"/holds/{hold.id}/release", data={"reason": "gone"})
     assert again.status_code == 409 and b"<html" in again.data
-    assert "already released by support@example.com" in again.get_data(as_text=True)
+    assert "already released by staff" in again.get_data(as_text=True)
