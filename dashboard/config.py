@@ -70,7 +70,9 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
         "DISPLAY_TIMEZONE": _time_zone(env, "DISPLAY_TIMEZONE", "UTC"),
         "LOG_LEVEL": _log_level(env, "LOG_LEVEL", "INFO"),
     }
+    # The body (a count file) and a form's text (the checked file, posted back to apply it).
     settings["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
+    settings["MAX_FORM_MEMORY_SIZE"] = settings["MAX_CONTENT_LENGTH"]
     if not settings["HOLD_TTL_MIN"] <= settings["HOLD_TTL_DEFAULT"] <= settings["HOLD_TTL_MAX"]:
         raise ConfigError(
             f"HOLD_TTL_DEFAULT ({settings['HOLD_TTL_DEFAULT']}) must lie between"

@@ -113,7 +113,7 @@ def ping():
     return {}
 
 
-@bp.get("/products/<path:sku>")
+@bp.get("/products/<sku:sku>")
 def product(sku: str):
     found = None
     if len(sku) <= MAX_SKU and "\x00" not in sku:

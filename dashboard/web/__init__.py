@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, filters, headers, login
+from . import errors, filters, headers, login, requests
 
 
 def init_app(app: Flask) -> None:
+    requests.init_converters(app)
     from . import account, activity, admin, alerts, auth, holds, jobs, overview, products, stock
 
     for module in (auth, account, overview, stock, products, holds, alerts, activity, jobs, admin):
         app.register_blueprint(module.bp)
-    for plumbing in (login, errors, headers, filters):
+    for plumbing in (requests, login, errors, headers, filters):
         plumbing.init_app(app)

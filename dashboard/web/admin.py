@@ -79,7 +79,7 @@ def _refuse_self(staff_id: int, what: str):
     return None
 
 
-@bp.post("/staff/<int:staff_id>/role")
+@bp.post("/staff/<id32:staff_id>/role")
 @require("manage_staff")
 def set_role(staff_id: int):
     form = RoleForm()
@@ -93,7 +93,7 @@ def set_role(staff_id: int):
                       message=f"{user.email} is now {user.role}; they sign in again.")
 
 
-@bp.post("/staff/<int:staff_id>/active")
+@bp.post("/staff/<id32:staff_id>/active")
 @require("manage_staff")
 def set_active(staff_id: int):
     form = ActiveForm()
@@ -108,7 +108,7 @@ def set_active(staff_id: int):
     return _staff_row(staff_id, level="success", message=f"{user.email} {state}.")
 
 
-@bp.post("/staff/<int:staff_id>/password")
+@bp.post("/staff/<id32:staff_id>/password")
 @require("manage_staff")
 def reset_password(staff_id: int):
     form = PasswordForm()
@@ -124,7 +124,7 @@ def reset_password(staff_id: int):
                       message=f"Password of {user.email} reset; their sessions are signed out.")
 
 
-@bp.post("/staff/<int:staff_id>/sessions")
+@bp.post("/staff/<id32:staff_id>/sessions")
 @require("manage_staff")
 def end_sessions(staff_id: int):
     user = staff_member(staff_id)
@@ -166,7 +166,7 @@ def create_api_client():
                  "error")
 
 
-@bp.post("/api-clients/<int:client_id>/active")
+@bp.post("/api-clients/<id32:client_id>/active")
 @require("manage_staff")
 def set_api_client_active(client_id: int):
     form = ActiveForm()
@@ -184,7 +184,7 @@ def set_api_client_active(client_id: int):
     return toast(_clients_page(), message, "success")
 
 
-@bp.post("/api-clients/<int:client_id>/storefronts")
+@bp.post("/api-clients/<id32:client_id>/storefronts")
 @require("manage_staff")
 def set_api_client_storefronts(client_id: int):
     form = StorefrontsForm()

@@ -55,7 +55,7 @@ def _row_response(alert_id: int, *, message: str, level: str, status: int = 200,
     return response
 
 
-@bp.post("/alerts/<int:alert_id>/acknowledge")
+@bp.post("/alerts/<id32:alert_id>/acknowledge")
 @require("manage_alerts")
 def acknowledge(alert_id: int):
     try:
@@ -69,7 +69,7 @@ def acknowledge(alert_id: int):
                          message="Alert acknowledged: others can see someone is on it.")
 
 
-@bp.post("/alerts/<int:alert_id>/resolve")
+@bp.post("/alerts/<id32:alert_id>/resolve")
 @require("manage_alerts")
 def resolve(alert_id: int):
     form = ResolveForm()

@@ -1,8 +1,8 @@
-"""Security headers on every response: a strict CSP, no framing or sniffing, and no caching
-of signed-in pages."""
+"""Security headers on every response: a strict CSP, no framing or sniffing, no caching
+of signed-in pages, and HSTS when served over HTTPS."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from flask_login import current_user
 
 CONTENT_SECURITY_POLICY = (
@@ -22,6 +22,8 @@ def _security_headers(response):
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure:  # behind a TLS proxy, ProxyFix makes this true
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if current_user and getattr(current_user, "is_authenticated", False):
         headers.setdefault("Cache-Control", "no-store")
     return response

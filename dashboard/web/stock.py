@@ -66,7 +66,7 @@ def _signed(delta: int) -> str:
     return f"+{delta:,}" if delta > 0 else f"−{abs(delta):,}"
 
 
-@bp.post("/stock/<int:product_id>/adjust")
+@bp.post("/stock/<id32:product_id>/adjust")
 @require("edit_stock")
 def adjust(product_id: int):
     product = _product_or_404(product_id)
@@ -87,7 +87,7 @@ def adjust(product_id: int):
                                f" ({_signed(product.on_hand - before)}).")
 
 
-@bp.post("/stock/<int:product_id>/count")
+@bp.post("/stock/<id32:product_id>/count")
 @require("edit_stock")
 def count(product_id: int):
     product = _product_or_404(product_id)

@@ -118,3 +118,14 @@ def test_an_ended_hold_says_staff_not_who(api, shop, tee, staff_factory, now):
 def test_an_api_client_row_is_own_records_only_by_default(now):
     client, _ = services.create_api_client("plain", now=now)
     assert client.all_storefronts is False
+
+
+def test_a_new_holds_ttl_is_bounded_by_the_extension_cap(api, app, tee):
+    cap = app.config["HOLD_EXTEND_CAP"]
+    refused = api.post("/reservations", json={"sku": "TEE-1", "quantity": 1,
+                                              "session_key": "s", "ttl_seconds": 86400})
+    assert refused.status_code == 422
+    assert f"at most {cap}" in refused.get_json()["message"]
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    schema = document["components"]["schemas"]["NewReservation"]["properties"]["ttl_seconds"]
+    assert schema["maximum"] == cap
