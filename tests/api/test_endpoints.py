@@ -476,7 +476,8 @@ def test_openapi_states_the_enforced_bounds_and_every_refusal(app):
     schemas = doc["components"]["schemas"]
     new = schemas["NewReservation"]
     assert new["properties"]["ttl_seconds"]["minimum"] == app.config["HOLD_TTL_MIN"]
-    assert new["properties"]["ttl_seconds"]["maximum"] == app.config["HOLD_TTL_MAX"]
+    assert new["properties"]["ttl_seconds"]["maximum"] == min(app.config["HOLD_TTL_MAX"],
+                                                             app.config["HOLD_EXTEND_CAP"])
     assert new["properties"]["quantity"]["maximum"] == services.limits.MAX_HOLD_QUANTITY
     assert new["required"] == ["sku", "quantity"]
     for name in ("NewReservation", "Release", "Commit", "Extend", "CartReserve", "Confirm",
