@@ -305,9 +305,9 @@ def _leave_stuck_holds(shop: _Shop) -> None:
         first = cart.items[0]
         with transaction():
             db.session.execute(delete(CartItem).where(CartItem.id == first.id))
-    for product in stuck[5:8]:  # far older than the normal time to live
-        services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=4 * 60 * 60,
-                         actor=storefront, now=now - timedelta(hours=rng.randint(2, 3)))
+    for product in stuck[5:8]:  # far older than the normal time to live (within the cap)
+        services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=2 * 60 * 60,
+                         actor=storefront, now=now - timedelta(minutes=rng.randint(65, 110)))
 
 
 def _work_alerts_and_holds(shop: _Shop) -> None:
