@@ -198,7 +198,8 @@ def test_import_with_a_bad_file_is_refused(csv_text, message, merch, now):
         services.import_counts(csv_text, actor=merch, now=now)
 
 
-def test_an_import_of_70000_rows_is_applied_not_a_bind_parameter_error(merch, now):
+def test_an_import_of_70000_rows_is_applied_not_a_bind_parameter_error(merch, now,
+                                                                      requires_postgres):
     """More rows than PostgreSQL's 65,535 (and SQLite's 32,766) bind parameters per statement."""
     from sqlalchemy import func, insert, select
 
