@@ -1,5 +1,6 @@
 """Stockroom: staff dashboard for e-commerce inventory."""
 import os
+from datetime import timedelta
 
 from flask import Flask
 
@@ -24,7 +25,9 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
     secure = app.config["COOKIE_SECURE"] and not app.debug and not app.testing
-    app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = secure
+    app.config["SESSION_COOKIE_SECURE"] = secure
+    # "Keep me signed in" makes the session cookie persistent for this long (see web.login).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=app.config["REMEMBER_DAYS"])
     _configure_engine(app)
 
     db.init_app(app)

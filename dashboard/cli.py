@@ -81,10 +81,14 @@ api_client_cli = AppGroup("api-client", help="Storefront API clients.")
 
 @api_client_cli.command("create")
 @click.argument("name")
-def api_client_create(name: str):
+@click.option("--all-storefronts", is_flag=True,
+              help="Let it act on every storefront's carts, orders and holds (one integration"
+                   " serving several storefronts); by default a client reaches only its own.")
+def api_client_create(name: str, all_storefronts: bool):
     """Create an API client and print its token once, alone on the last line."""
     try:
-        client, token = services.create_api_client(name, now=_now())
+        client, token = services.create_api_client(name, now=_now(),
+                                                   all_storefronts=all_storefronts)
     except StockroomError as error:
         _fail(error)
     click.echo(f"created API client {client.name}; store this token now, it is not shown again:")

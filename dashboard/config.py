@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,10 +31,6 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SAMESITE = "Lax"
-    # "Keep me signed in" lasts two weeks, not Flask-Login's default year.
-    REMEMBER_COOKIE_DURATION = timedelta(days=14)
     WTF_CSRF_TIME_LIMIT = 8 * 60 * 60
     # A request with the same Idempotency-Key (or submit token) as a running one waits this
     # long for it to finish, then answers 409 with Retry-After.
@@ -66,9 +61,19 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
         "ALERTS_INTERVAL": _whole(env, "ALERTS_INTERVAL", 60, 1, DAY),
         "RECONCILE_INTERVAL": _whole(env, "RECONCILE_INTERVAL", 600, 1, DAY),
         "EXPIRE_BATCH": _whole(env, "EXPIRE_BATCH", 2000, 1, 1_000_000),
-        # Sign-in throttling, per account and per address.
+        # Sign-in throttling: failures per (account, address) refuse that address for that
+        # account; failures per address slow it down for every account, doubling up to a cap.
         "LOGIN_MAX_FAILURES": _whole(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+        "LOGIN_ADDRESS_MAX_FAILURES": _whole(env, "LOGIN_ADDRESS_MAX_FAILURES", 20, 1, 100_000),
+        "LOGIN_MAX_DELAY_SECONDS": _whole(env, "LOGIN_MAX_DELAY_SECONDS", 60, 1, DAY),
         "LOGIN_WINDOW_SECONDS": _whole(env, "LOGIN_WINDOW_SECONDS", 15 * 60, 1, 30 * DAY),
+        # Staff sessions: signed out after this long unused, and this long after sign-in;
+        # "keep me signed in" lasts REMEMBER_DAYS on that device instead.
+        "SESSION_IDLE_MINUTES": _whole(env, "SESSION_IDLE_MINUTES", 480, 1, 30 * 24 * 60),
+        "SESSION_MAX_HOURS": _whole(env, "SESSION_MAX_HOURS", 12, 1, 30 * 24),
+        "REMEMBER_DAYS": _whole(env, "REMEMBER_DAYS", 14, 1, 365),
+        # Largest request body (the stock count import is the biggest), in megabytes.
+        "MAX_UPLOAD_MB": _whole(env, "MAX_UPLOAD_MB", 8, 1, 1024),
         # Cookies only over HTTPS unless COOKIE_SECURE=0 (the local `make run` over plain HTTP).
         "COOKIE_SECURE": _flag(env, "COOKIE_SECURE", True),
         "DISPLAY_TIMEZONE": _time_zone(env, "DISPLAY_TIMEZONE", "UTC"),
@@ -87,6 +92,9 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
         "METRICS_ALLOW": _networks(env, "METRICS_ALLOW", "127.0.0.0/8,::1/128"),
         "METRICS_TOKEN": _secret(env, "METRICS_TOKEN", 16),
     }
+    # The body (a count file) and a form's text (the checked file, posted back to apply it).
+    settings["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
+    settings["MAX_FORM_MEMORY_SIZE"] = settings["MAX_CONTENT_LENGTH"]
     if not settings["HOLD_TTL_MIN"] <= settings["HOLD_TTL_DEFAULT"] <= settings["HOLD_TTL_MAX"]:
         raise ConfigError(
             f"HOLD_TTL_DEFAULT ({settings['HOLD_TTL_DEFAULT']}) must lie between"

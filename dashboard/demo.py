@@ -247,7 +247,8 @@ def _fill_carts(shop: _Shop) -> None:
     with transaction():
         for c in range(40):
             cart = Cart(session_key=f"sess-{rng.getrandbits(64):016x}",
-                        customer_id=rng.choice([None, 5000 + c]), created_at=now, updated_at=now)
+                        customer_id=rng.choice([None, 5000 + c]),
+                        api_client_id=shop.storefront.id, created_at=now, updated_at=now)
             db.session.add(cart)
             db.session.flush()
             for product in rng.sample(shop.sellable, rng.randint(1, 3)):
@@ -267,11 +268,12 @@ def _fill_carts(shop: _Shop) -> None:
 
 
 def _pending_order(customer_id: int, product: Product, quantity: int, created_at: datetime,
-                   now: datetime) -> Order:
-    """An order as the storefront writes it (Stockroom only reads orders and holds for them)."""
+                   now: datetime, storefront: Actor) -> Order:
+    """An order as the storefront writes it (Stockroom only reads orders and holds for them),
+    naming itself as the order's storefront."""
     with transaction():
         order = Order(customer_id=customer_id, status="pending", total=product.price * quantity,
-                      created_at=created_at, updated_at=now)
+                      api_client_id=storefront.id, created_at=created_at, updated_at=now)
         db.session.add(order)
         db.session.flush()
         db.session.add(OrderItem(order_id=order.id, product_id=product.id, quantity=quantity,
@@ -292,7 +294,7 @@ def _take_orders(shop: _Shop) -> None:
         product = rng.choice(shop.sellable)
         qty = rng.randint(1, 2)
         order = _pending_order(7000 + n, product, qty,
-                               now - timedelta(minutes=rng.randint(1, 50)), now)
+                               now - timedelta(minutes=rng.randint(1, 50)), now, shop.storefront)
         services.reserve(product.id, qty, Owner(order_id=order.id, customer_id=7000 + n),
                          ttl_seconds=30 * 60, actor=shop.storefront, now=order.created_at)
         kind = n % 4
@@ -313,7 +315,7 @@ def _leave_stuck_holds(shop: _Shop) -> None:
         services.reserve(product.id, 1, Owner(session_key="abandoned-checkout"), ttl_seconds=300,
                          actor=storefront, now=now - timedelta(minutes=rng.randint(8, 25)))
     for product in stuck[3:5]:  # held for an order the storefront cancelled without releasing
-        order = _pending_order(8100, product, 1, now - timedelta(minutes=20), now)
+        order = _pending_order(8100, product, 1, now - timedelta(minutes=20), now, storefront)
         services.reserve(product.id, 1, Owner(order_id=order.id), ttl_seconds=45 * 60,
                          actor=storefront, now=now - timedelta(minutes=20))
         _set_order_status(order.id, "cancelled")
@@ -321,9 +323,9 @@ def _leave_stuck_holds(shop: _Shop) -> None:
         first = cart.items[0]
         with transaction():
             db.session.execute(delete(CartItem).where(CartItem.id == first.id))
-    for product in stuck[5:8]:  # far older than the normal time to live
-        services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=4 * 60 * 60,
-                         actor=storefront, now=now - timedelta(hours=rng.randint(2, 3)))
+    for product in stuck[5:8]:  # far older than the normal time to live (within the cap)
+        services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=2 * 60 * 60,
+                         actor=storefront, now=now - timedelta(minutes=rng.randint(65, 110)))
 
 
 def _work_alerts_and_holds(shop: _Shop) -> None:

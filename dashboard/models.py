@@ -71,10 +71,11 @@ JOB_NAMES = ("expire", "alerts", "reconcile")
 JOB_STATUSES = ("running", "ok", "failed", "skipped")
 
 
-def actor_label(staff_email: str | None, api_client_name: str | None) -> str:
-    """How the dashboard names who did something: a staff email, an API client, or the system."""
-    if staff_email is not None:
-        return staff_email
+def actor_label(staff_name: str | None, api_client_name: str | None) -> str:
+    """How the dashboard names who did something: a staff member's name (emails appear on
+    the admin pages only), an API client, or the system."""
+    if staff_name is not None:
+        return staff_name
     if api_client_name is not None:
         return f"API client {api_client_name}"
     return "the system"
@@ -153,6 +154,9 @@ class Cart(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     session_key: Mapped[str | None] = mapped_column(String(40))
     customer_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The storefront whose record this is (SPEC §7): only it, or a client granted every
+    # storefront, reaches it through the API. Null: no storefront's (staff or imports).
+    api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -187,6 +191,8 @@ class Order(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The storefront whose order this is; see Cart.api_client_id.
+    api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"), index=True)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     total: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -228,17 +234,38 @@ class StaffUser(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Bumped on password reset and deactivation so existing sessions stop working.
-    session_version: Mapped[int] = mapped_column(Integer, default=1)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_ip: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+    # The signed-in device's session id (not a column): set by the session loader and at
+    # sign-in, so Flask-Login stores that id, never the account's.
+    session_token = None
+
+    def get_id(self) -> str | None:
+        return self.session_token
 
     def __repr__(self) -> str:
         return f"<StaffUser {self.email} {self.role}>"
+
+
+class StaffSession(db.Model):
+    """One signed-in device: the session cookie carries only its random id (kept here as a
+    sha256), so signing out, or an admin ending it, stops a copied cookie too."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(45))
 
 
 class ApiClient(db.Model):
@@ -251,6 +278,9 @@ class ApiClient(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_prefix: Mapped[str] = mapped_column(String(12))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Granted by an admin to a shop's one integration: it may act on every storefront's
+    # carts, orders and holds, not only its own.
+    all_storefronts: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -299,7 +329,11 @@ class Reservation(db.Model):
     ended_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     ended_by_api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
     end_reason: Mapped[str | None] = mapped_column(Text)
-    created_by_api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
+    # The storefront that made the hold (null: staff or the demo): only it, or a client
+    # granted every storefront, sees or ends the hold through the API.
+    created_by_api_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_clients.id"), index=True
+    )
 
     product: Mapped[Product] = relationship()
     cart: Mapped[Cart | None] = relationship()
@@ -311,13 +345,6 @@ class Reservation(db.Model):
     created_by_api_client: Mapped[ApiClient | None] = relationship(
         foreign_keys=[created_by_api_client_id]
     )
-
-    @property
-    def ended_by_name(self) -> str:
-        return actor_label(
-            self.ended_by_staff.email if self.ended_by_staff else None,
-            self.ended_by_api_client.name if self.ended_by_api_client else None,
-        )
 
 
 class StockMovement(db.Model):
@@ -367,7 +394,7 @@ class StockMovement(db.Model):
     @property
     def actor_name(self) -> str:
         return actor_label(
-            self.actor_staff.email if self.actor_staff else None,
+            self.actor_staff.name if self.actor_staff else None,
             self.actor_api_client.name if self.actor_api_client else None,
         )
 

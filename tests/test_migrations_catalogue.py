@@ -1,4 +1,4 @@
-"""Migration 0005 (catalogue fields) on a database with products, holds and ledger lines."""
+"""Migration 0006 (catalogue fields) on a database with products, holds and ledger lines."""
 from __future__ import annotations
 
 import warnings
@@ -29,7 +29,7 @@ def test_the_catalogue_migration_keeps_every_row_and_adds_empty_fields(blank_dat
                 conn.execute(sa.text(statement), {"yes": True, "no": False, "at": now})
         before = _products()
 
-        upgrade(revision="0005")
+        upgrade(revision="0006")
         assert _products() == before
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT barcode, category, supplier FROM products")

@@ -22,6 +22,11 @@ Holds (reservations) of stock for a storefront, with carts and orders.
 **Authentication**: `Authorization: Bearer <token>`; a token is created once with
 `flask --app wsgi api-client create NAME`. A missing, unknown or deactivated token gets 401.
 
+**Scope**: a client sees and acts only on the holds it created and on the carts and orders
+of its storefront (their `api_client_id`, set by the storefront that writes them); any
+other id answers 404 `not_found`, exactly like an id that does not exist. A client granted
+every storefront (`api-client create --all-storefronts`, or the admin page) reaches all.
+
 **Errors** are JSON: `{{"error": code, "message": text, ...}}`. Branch on `error` (stable
 codes); `message` is for people. 422 `invalid` carries `fields`, one message per bad field
 (unknown fields are refused).
@@ -149,7 +154,9 @@ ERROR = {
         "status": {"type": "string",
                    "description": "reservation_not_active / order_wrong_state: current status"},
         "ended_at": {**_TIME, "nullable": True},
-        "ended_by": {"type": "string", "nullable": True},
+        "ended_by": {"type": "string", "nullable": True,
+                     "enum": ["staff", "storefront", "system", None],
+                     "description": "reservation_not_active: who ended it, by kind only"},
         "cap": {**_TIME, "description": "extend_beyond_cap: the latest possible expiry"},
         "skus": {"type": "array", "items": {"type": "string"},
                  "description": "order_not_held: SKUs not fully held"},

@@ -144,8 +144,8 @@ def reservation(reservation_id: str):
         select(Reservation).options(joinedload(Reservation.product))
         .where(Reservation.id == rid)
     ).first()
-    if hold is None:
-        raise NotFound(f"no reservation with id {rid}")
+    if hold is None or not g.actor.reaches(hold.created_by_api_client_id):
+        raise NotFound(f"no reservation with id {rid}")  # another storefront's: not found either
     return reservation_json(hold)
 
 

@@ -7,6 +7,7 @@ not an integer, true is not an integer, 2.5 is not an integer (2.0 is, as in JSO
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -28,15 +29,18 @@ class FieldError(ValueError):
 
 @dataclass(frozen=True)
 class Integer:
-    """A whole number in [low, high]; a bound given as text is read from the app config."""
+    """A whole number in [low, high]; a bound given as text is read from the app config, one
+    given as a function is computed when asked."""
 
     low: int | str
-    high: int | str
+    high: int | str | Callable[[], int]
     description: str
     example: int | None = None
 
     def bounds(self) -> tuple[int, int]:
         def resolve(bound):
+            if callable(bound):
+                return bound()
             return current_app.config[bound] if isinstance(bound, str) else bound
 
         return resolve(self.low), resolve(self.high)
@@ -143,8 +147,9 @@ class Body:
         return schema
 
 
-def _ttl(description: str) -> Integer:
-    return Integer("HOLD_TTL_MIN", "HOLD_TTL_MAX", description, example=900)
+def _ttl(description: str, high=limits.ttl_limit) -> Integer:
+    """A time to live; a new hold's is bounded by the extension cap as well."""
+    return Integer("HOLD_TTL_MIN", high, description, example=900)
 
 
 REASON = Text(limits.MAX_REASON, "Why, in a few words; shown in the staff dashboard.",
@@ -172,7 +177,7 @@ COMMIT = Body("Commit", "Why the held units left the shop (optional; default: so
 EXTEND = Body(
     "Extend",
     "Keep the hold until now + ttl_seconds; never past its creation + the extension cap.",
-    {"ttl_seconds": _ttl("Seconds from now until the hold expires.")},
+    {"ttl_seconds": _ttl("Seconds from now until the hold expires.", high="HOLD_TTL_MAX")},
     required=("ttl_seconds",),
 )
 CART_RESERVE = Body(

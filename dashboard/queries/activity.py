@@ -15,6 +15,10 @@ from .params import whole_number_or_none
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
+# An export covers at most this many days (the last ones, when no dates are chosen) and
+# rows: a full ledger at 100k products is 31 MB, and two at once stalled every other page.
+EXPORT_MAX_DAYS = 31
+EXPORT_MAX_ROWS = 100_000
 MAX_ACTOR_CHOICES = 500
 
 
@@ -53,6 +57,24 @@ class ActivityFilters:
         f._since = datetime.combine(start, time(), zone) if start else None
         f._until = datetime.combine(end + timedelta(days=1), time(), zone) if end else None
         return f
+
+    def for_export(self, today: date, zone: ZoneInfo) -> ActivityFilters:
+        """These filters with the export's date range: the last EXPORT_MAX_DAYS days when
+        no dates are given, from a lone start date on; an error when the range is longer."""
+        if self.errors:
+            return self
+        start, end = _day(self.date_from), _day(self.date_to)
+        span = timedelta(days=EXPORT_MAX_DAYS - 1)
+        if end is None:
+            end = min(today, start + span) if start else today
+        if start is None:
+            start = end - span
+        args = {**self.as_args(), "from": start.isoformat(), "to": end.isoformat()}
+        bounded = ActivityFilters.parse(args, zone)
+        if not bounded.errors and end - start > span:
+            bounded.errors["to"] = (f"An export covers at most {EXPORT_MAX_DAYS} days;"
+                                    " choose a shorter range.")
+        return bounded
 
     def as_args(self) -> dict:
         values = {"sku": self.sku, "actor": self.actor, "kind": self.kind,
@@ -130,15 +152,17 @@ def ledger_page(filters: ActivityFilters, after: int | None = None,
     return ActivityPage(moves, moves[-1].id if len(found) > page_size else None)
 
 
-def export_rows(filters: ActivityFilters, batch: int = EXPORT_BATCH) -> Iterator[list[tuple]]:
-    """Every matching ledger row as a plain tuple, newest first, a bounded batch at a time
-    (for the CSV): columns, not ORM objects, so a long export costs little CPU and memory."""
+def export_rows(filters: ActivityFilters, batch: int = EXPORT_BATCH,
+                limit: int = EXPORT_MAX_ROWS + 1) -> Iterator[list[tuple]]:
+    """The matching ledger rows (at most `limit`) as plain tuples, newest first, a bounded
+    keyset batch at a time (for the CSV): columns, not ORM objects, so a long export costs
+    little CPU and memory."""
     query = _filtered(
         select(
             StockMovement.id, StockMovement.created_at, Product.sku,
             Product.name.label("product_name"), StockMovement.kind, StockMovement.on_hand_delta,
             StockMovement.reserved_delta, StockMovement.on_hand_after,
-            StockMovement.reserved_after, StaffUser.email.label("staff_email"),
+            StockMovement.reserved_after, StaffUser.name.label("staff_name"),
             ApiClient.name.label("api_client_name"), StockMovement.reservation_id,
             StockMovement.order_id,
             StockMovement.reason,
@@ -150,25 +174,27 @@ def export_rows(filters: ActivityFilters, batch: int = EXPORT_BATCH) -> Iterator
     )
     if query is None:
         return
-    after = None
-    while True:
+    after, left = None, limit
+    while left > 0:
         page = query if after is None else query.where(StockMovement.id < after)
-        rows = db.session.execute(page.order_by(StockMovement.id.desc()).limit(batch)).all()
+        size = min(batch, left)
+        rows = db.session.execute(page.order_by(StockMovement.id.desc()).limit(size)).all()
         if not rows:
             return
         yield rows
-        after = rows[-1].id
-        if len(rows) < batch:
+        after, left = rows[-1].id, left - len(rows)
+        if len(rows) < size:
             return
 
 
 def actor_choices() -> list[tuple[str, str]]:
     staff = db.session.execute(
-        select(StaffUser.id, StaffUser.email).order_by(StaffUser.email).limit(MAX_ACTOR_CHOICES)
+        select(StaffUser.id, StaffUser.name).order_by(StaffUser.name, StaffUser.id)
+        .limit(MAX_ACTOR_CHOICES)
     ).all()
     clients = db.session.execute(
         select(ApiClient.id, ApiClient.name).order_by(ApiClient.name).limit(MAX_ACTOR_CHOICES)
     ).all()
     return ([("system", "The system (scheduler, expiry)")]
-            + [(f"staff:{i}", email) for i, email in staff]
+            + [(f"staff:{i}", name) for i, name in staff]
             + [(f"api:{i}", f"API client {name}") for i, name in clients])

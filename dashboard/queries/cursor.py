@@ -12,6 +12,8 @@ import base64
 import json
 from datetime import datetime, timedelta, timezone
 
+from ..services.limits import unsayable
+
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MICROSECOND = timedelta(microseconds=1)
 MAX_LENGTH = 600
@@ -40,8 +42,8 @@ def decode(text: str | None, kind: type[str] | type[int] | type[datetime]):
     if not _whole(row_id):
         return None
     if kind is str:
-        # PostgreSQL text cannot hold NUL: never a real value.
-        return (value, row_id) if isinstance(value, str) and "\x00" not in value else None
+        # Text no column can hold (NUL, a lone surrogate) is never a real row's value.
+        return (value, row_id) if isinstance(value, str) and not unsayable(value) else None
     if not _whole(value):
         return None
     if kind is datetime:

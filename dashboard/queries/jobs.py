@@ -88,7 +88,7 @@ def job_view(name: str, now: datetime) -> JobView:
     ).first()
     staff_ids = {r.triggered_by_id for r in [*runs, failure] if r and r.triggered_by_id}
     names = dict(db.session.execute(
-        select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(staff_ids))
+        select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(staff_ids))
     ).all()) if staff_ids else {}
     return JobView(
         name=name, description=DESCRIPTIONS[name], interval_seconds=interval(name),

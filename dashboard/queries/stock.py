@@ -53,6 +53,12 @@ class StockQuery:
             category=category[:MAX_CATEGORY],
         )
 
+    @property
+    def searchable(self) -> bool:
+        """Whether `q` has MIN_SEARCH letters or digits: fewer (`%%%`, `_%_`, `ab`) give the
+        trigram indexes nothing to use, so the search would read every product."""
+        return sum(c.isalnum() for c in self.q) >= MIN_SEARCH
+
     def args(self, **changes) -> dict:
         """Query-string arguments for a link, without defaults (short, shareable URLs)."""
         values = {"q": self.q, "filter": self.filter, "sort": self.sort, "dir": self.dir,
@@ -107,7 +113,7 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None) 
     other way round, then reversed)."""
     column = SORTS[query.sort]
     statement = select(Product)
-    if query.q and len(query.q) < MIN_SEARCH:
+    if query.q and not query.searchable:
         statement = statement.where(Product.sku.in_({query.q, query.q.upper()}))
     elif query.q:
         # ILIKE '%q%' is what the trigram indexes (ix_products_sku_trgm/name_trgm) serve. A
@@ -135,7 +141,7 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None) 
         edge = tuple_(*(position or back))
         statement = statement.where(beyond > edge if ascending else beyond < edge)
     order = column
-    if len(query.q) >= MIN_SEARCH:
+    if query.q and query.searchable:
         # Sort the matches rather than walk the sort index testing every row: when they sit
         # late in that order ('TSH' SKUs, a rare word) the walk reads the whole table (250 ms
         # at 100k products, vs <= 30 ms via the trigram indexes). The no-op hides the index.

@@ -10,7 +10,8 @@ Views, the API, the CLI and the scheduler all call these.
 - the catalogue: `catalogue` (upsert one or a batch: plan, then `catalogue_writes`),
   `catalogue_fields` (what each field may hold), `catalogue_csv` (product files read and
   written), `product_import` (the CSV import's dry run and apply);
-- people: `staff` (accounts, API clients), `signin` (throttled sign-in);
+- people: `staff` (accounts, API clients), `signin` (throttled sign-in), `sessions`
+  (signed-in devices);
 - the scheduler's work: `jobs` (the jobs, run once per slot), `job_runs` (their records and
   locks), `housekeeping` (pruning);
 - underneath: `ledger` (every counter move), `owners`, `limits`, `actor`, `errors`,
@@ -24,13 +25,16 @@ from .holds import ReleaseResult, commit, extend, release, release_many, reserve
 from .orders import cancel_order, confirm_order
 from .owners import Owner
 from .products import create_product, find_product, update_product
+from .sessions import end_session, end_sessions, staff_for_session, start_session
 from .staff import (
+    change_own_password,
     client_for_token,
     create_api_client,
     create_staff,
     record_api_client_use,
     reset_password,
     set_api_client_active,
+    set_api_client_storefronts,
     set_role,
     set_staff_active,
     verify_password,
@@ -39,10 +43,11 @@ from .stock import ImportReport, adjust, count, import_counts
 
 __all__ = [
     "SYSTEM", "Actor", "AlertChanges", "Drift", "ExpiryResult", "ImportReport", "Owner",
-    "ReleaseResult", "acknowledge", "adjust", "cancel_order", "check", "client_for_token",
+    "ReleaseResult", "acknowledge", "adjust", "cancel_order", "change_own_password", "check",
+    "client_for_token", "end_session", "end_sessions", "staff_for_session", "start_session",
     "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",
     "evaluate_alerts", "expire_due", "extend", "find_product", "import_counts",
     "level_of", "reconcile", "record_api_client_use", "release", "release_many", "repair",
-    "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active",
+    "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active", "set_api_client_storefronts",
     "set_role", "set_staff_active", "update_product", "verify_password",
 ]

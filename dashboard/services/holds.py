@@ -85,7 +85,7 @@ def reserve(
     """
     quantity = limits.require_whole_number(quantity, "quantity", 1, limits.MAX_HOLD_QUANTITY)
     ttl = limits.ttl_seconds(ttl_seconds)
-    owner = checked_owner(owner)
+    owner = checked_owner(owner, actor)
     by_sku = isinstance(product, str) and "\x00" not in product
     after = _take(quantity, now, sku=product.strip()) if by_sku else None
     gave_back = False
@@ -176,7 +176,7 @@ def reserve_cart(
     ttl = limits.ttl_seconds(ttl_seconds)
     cart_id = limits.require_whole_number(cart_id, "cart_id", 1, limits.MAX_ID)
     cart = db.session.get(Cart, cart_id)
-    if cart is None:
+    if cart is None or not actor.reaches(cart.api_client_id):
         raise NotFound(f"cart {cart_id} does not exist")
     items = sorted(cart.items, key=lambda item: item.product_id)
     if not items:
@@ -233,12 +233,13 @@ def locked_holds(*where) -> list[Reservation]:
     ).all()
 
 
-def _active_hold(reservation_id: int) -> Reservation:
-    """The hold, locked; refuses with who ended it and when if it is not active."""
+def _active_hold(reservation_id: int, actor: Actor) -> Reservation:
+    """The hold, locked; refuses with who ended it and when if it is not active. Another
+    storefront's hold does not exist, as far as this actor can tell."""
     reservation_id = limits.require_whole_number(
         reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
     found = locked_holds(Reservation.id == reservation_id)
-    if not found:
+    if not found or not actor.reaches(found[0].created_by_api_client_id):
         raise NotFound(f"hold {reservation_id} does not exist")
     hold = found[0]
     if hold.status != "active":
@@ -247,12 +248,17 @@ def _active_hold(reservation_id: int) -> Reservation:
 
 
 def _not_active(hold: Reservation) -> ReservationNotActive:
-    who = hold.ended_by_name
+    # Who ended it by kind only: storefronts must not learn staff names or other clients.
+    who = ("staff" if hold.ended_by_staff_id is not None
+           else "storefront" if hold.ended_by_api_client_id is not None else "system")
     when = hold.ended_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     return ReservationNotActive(
-        f"hold {hold.id} was already {hold.status} by {who} at {when}",
+        f"hold {hold.id} was already {hold.status} by {_ENDERS[who]} at {when}",
         status=hold.status, ended_at=hold.ended_at, ended_by=who,
     )
+
+
+_ENDERS = {"staff": "staff", "storefront": "a storefront", "system": "the system"}
 
 
 def end_holds(holds: list[Reservation], status: str, kind: str, reason: str, actor: Actor,
@@ -277,7 +283,7 @@ def end_holds(holds: list[Reservation], status: str, kind: str, reason: str, act
 def release(reservation_id: int, *, actor: Actor, reason: str, now: datetime) -> Reservation:
     """Give a hold's units back. Releasing an ended hold changes nothing and says why."""
     reason = limits.reason_text(reason)
-    hold = _active_hold(reservation_id)
+    hold = _active_hold(reservation_id, actor)
     end_holds([hold], "released", "release", reason, actor, now)
     return hold
 
@@ -300,7 +306,8 @@ def release_many(
                   for i in reservation_ids})
     if not ids:
         raise InvalidInput("select at least one hold", field="reservation_ids")
-    holds = locked_holds(Reservation.id.in_(ids))
+    holds = [h for h in locked_holds(Reservation.id.in_(ids))
+             if actor.reaches(h.created_by_api_client_id)]
     result = ReleaseResult()
     found = {h.id for h in holds}
     result.refused += [(i, f"hold {i} does not exist") for i in ids if i not in found]
@@ -324,7 +331,7 @@ def extend(
         raise InvalidInput("the new expiry must be a date and time with a time zone",
                            field="until")
     limits.reason_text(reason, required=False)
-    hold = _active_hold(reservation_id)
+    hold = _active_hold(reservation_id, actor)
     cap = hold.created_at + timedelta(seconds=current_app.config["HOLD_EXTEND_CAP"])
     if until <= now or until <= hold.expires_at:
         raise InvalidInput("the new expiry must be later than the current one", field="until")
@@ -346,6 +353,6 @@ def commit(reservation_id: int, *, actor: Actor, now: datetime, reason: str | No
            ) -> Reservation:
     """The held units leave the shop: on_hand and reserved both fall by the quantity."""
     reason = limits.reason_text(reason, required=False)
-    hold = _active_hold(reservation_id)
+    hold = _active_hold(reservation_id, actor)
     end_holds([hold], "committed", "commit", reason or "sold", actor, now, consume=True)
     return hold

@@ -1,9 +1,10 @@
 """Deleting records nobody needs any more (the alerts job runs this after each evaluation).
 
 How long each kind is kept: finished job runs two weeks, failed sign-ins a day (or the
-throttling window, if longer), heartbeats of schedulers silent for a day, and the API's
-Idempotency-Key answers 24 hours (the promise the OpenAPI document makes to storefronts),
-staff submits a day (a form left open longer is out of date anyway).
+throttling window, if longer), staff sessions until their absolute lifetime, heartbeats of
+schedulers silent for a day, the API's Idempotency-Key answers 24 hours (the promise the
+OpenAPI document makes to storefronts), and staff submits a day (a form left open longer is
+out of date anyway).
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from flask import current_app
 from sqlalchemy import delete
 
 from ..extensions import db
-from ..models import IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat, Submission
+from ..models import (
+    IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat, StaffSession, Submission,
+)
 from .transaction import transactional
 
 KEEP_JOB_RUNS = timedelta(days=14)
@@ -34,6 +37,9 @@ def _prune_records(now: datetime) -> dict[str, int]:
         "login_attempts": db.session.execute(
             delete(LoginAttempt).where(
                 LoginAttempt.attempted_at < now - max(KEEP_LOGIN_ATTEMPTS, window))
+        ).rowcount,
+        "staff_sessions": db.session.execute(
+            delete(StaffSession).where(StaffSession.expires_at <= now)
         ).rowcount,
         "heartbeats": db.session.execute(
             delete(SchedulerHeartbeat).where(

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+import json
 from datetime import datetime
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import any_, cast, column, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..extensions import db
 from ..models import Product, StockMovement
@@ -85,6 +87,18 @@ def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
         db.session.connection().execute(_INSERT_MOVEMENTS, rows)
 
 
+def among(column_, values: list):
+    """`column IN values` as ONE parameter, however many values: an array on PostgreSQL,
+    a JSON list on SQLite. A plain IN list is a parameter per value, and a 70,000-row
+    import would pass PostgreSQL's 65,535 (and SQLite's 32,766); 20k parameters also cost
+    150 ms a statement to parse and plan."""
+    values = list(values)
+    if db.session.get_bind().dialect.name == "postgresql":
+        kind = ARRAY(column_.type)
+        return column_ == any_(cast(literal(values, kind), kind))
+    return column_.in_(select(column("value")).select_from(func.json_each(json.dumps(values))))
+
+
 def lock_products(product_ids: Iterable[int]) -> dict[int, Product]:
     """Lock products in ascending id order (the deadlock rule) and return them fresh."""
     ids = sorted(set(product_ids))
@@ -92,7 +106,7 @@ def lock_products(product_ids: Iterable[int]) -> dict[int, Product]:
         return {}
     rows = db.session.scalars(
         select(Product)
-        .where(Product.id.in_(ids))
+        .where(among(Product.id, ids))
         .order_by(Product.id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -123,7 +137,7 @@ def apply_deltas(moves: list[Move], actor: Actor, now: datetime) -> dict[int, tu
                  " ORDER BY id FOR UPDATE"), {"ids": ids})
     else:
         db.session.execute(
-            select(Product.id).where(Product.id.in_(ids)).order_by(Product.id).with_for_update()
+            select(Product.id).where(among(Product.id, ids)).order_by(Product.id).with_for_update()
         )
     after = _update_counters(ids, sums, now)
 

@@ -19,6 +19,9 @@ MAX_CUSTOMER_ID = 2**63 - 1
 MAX_ID = 2**31 - 1
 MAX_HOLD_ID = 2**63 - 1
 
+# NUL (PostgreSQL text cannot hold it) and lone surrogates (no encoding can).
+_UNSAYABLE = re.compile("[\x00\ud800-\udfff]")
+
 # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() or the database refuse.
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
@@ -60,10 +63,49 @@ def no_nul(text: str, field: str) -> str:
     return text
 
 
+MAX_SKU = 100
+# Bidirectional embeddings and isolates: they reorder how the text around them is shown.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def sku_text(value) -> str:
+    """A new product's SKU, or InvalidInput. The rule: 1 to 100 printable characters (no
+    control, format or bidi characters such as U+202A-202E and U+2066-2069), no space at
+    either end (trimmed), and no `.` or `..` path segment, so the SKU shows as it is and its
+    page address (where it is one path, escaped) can never mean another page."""
+    sku = value.strip() if isinstance(value, str) else ""
+    if not sku or len(sku) > MAX_SKU:
+        raise InvalidInput(f"SKU must be 1 to {MAX_SKU} characters", field="sku")
+    if _BIDI_CONTROLS.search(sku) or not sku.isprintable():
+        raise InvalidInput("SKU must be printable characters (no control, format or"
+                           " text-direction characters)", field="sku")
+    if any(part in (".", "..") for part in sku.split("/")):
+        raise InvalidInput("SKU must not have a '.' or '..' segment between slashes",
+                           field="sku")
+    return sku
+
+
+def ttl_limit() -> int:
+    """The longest time to live a new hold may get: HOLD_TTL_MAX, and never past the
+    HOLD_EXTEND_CAP that bounds every hold's life from its creation."""
+    config = current_app.config
+    return min(config["HOLD_TTL_MAX"], config["HOLD_EXTEND_CAP"])
+
+
 def ttl_seconds(value) -> int:
     config = current_app.config
     if value is None:
-        return config["HOLD_TTL_DEFAULT"]
-    return require_whole_number(
-        value, "ttl_seconds", config["HOLD_TTL_MIN"], config["HOLD_TTL_MAX"], "ttl_seconds"
-    )
+        return min(config["HOLD_TTL_DEFAULT"], ttl_limit())
+    ttl = require_whole_number(value, "ttl_seconds", config["HOLD_TTL_MIN"],
+                               config["HOLD_TTL_MAX"], "ttl_seconds")
+    if ttl > config["HOLD_EXTEND_CAP"]:
+        raise InvalidInput(
+            f"ttl_seconds must be at most {config['HOLD_EXTEND_CAP']}: a hold never lasts"
+            " longer than the extension cap after it is made", field="ttl_seconds",
+            cap_seconds=config["HOLD_EXTEND_CAP"])
+    return ttl
+
+
+def unsayable(text: str) -> bool:
+    """Whether `text` holds a character no one types and no database column can store."""
+    return bool(_UNSAYABLE.search(text))

@@ -17,13 +17,13 @@ from .ledger import Move, apply_deltas
 from .transaction import transactional
 
 
-def _order_for_update(order_id: int) -> Order:
+def _order_for_update(order_id: int, actor: Actor) -> Order:
     order_id = limits.require_whole_number(order_id, "order_id", 1, limits.MAX_ID)
     order = db.session.scalars(
         select(Order).where(Order.id == order_id).with_for_update()
         .execution_options(populate_existing=True)
     ).first()
-    if order is None:
+    if order is None or not actor.reaches(order.api_client_id):  # another storefront's: unknown
         raise NotFound(f"order {order_id} does not exist")
     return order
 
@@ -35,7 +35,7 @@ def _order_holds(order_id: int) -> list[Reservation]:
 @transactional
 def confirm_order(order_id: int, *, actor: Actor, now: datetime) -> Order:
     """pending -> confirmed: the order's holds are committed; refuses if an item is not held."""
-    order = _order_for_update(order_id)
+    order = _order_for_update(order_id, actor)
     if order.status != "pending":
         raise OrderWrongState(f"order {order.id} is {order.status}, not pending", order.status)
     holds = _order_holds(order.id)
@@ -60,7 +60,7 @@ def cancel_order(order_id: int, *, actor: Actor, now: datetime, reason: str | No
                  ) -> Order:
     """pending -> cancelled releases its holds; confirmed -> cancelled returns committed units."""
     reason = limits.reason_text(reason, required=False)
-    order = _order_for_update(order_id)
+    order = _order_for_update(order_id, actor)
     if order.status not in ("pending", "confirmed"):
         raise OrderWrongState(
             f"order {order.id} is {order.status} and can no longer be cancelled", order.status

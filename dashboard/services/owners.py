@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from ..extensions import db
 from ..models import Cart, Order
 from . import limits
+from .actor import SYSTEM, Actor
 from .errors import InvalidInput
 
 
@@ -31,7 +32,7 @@ class Owner:
         return ", ".join(parts)
 
 
-def checked_owner(owner: Owner | None) -> Owner:
+def checked_owner(owner: Owner | None, actor: Actor = SYSTEM) -> Owner:
     """The owner with its ids as ints, or a refusal naming the bad field."""
     if not isinstance(owner, Owner) or not any(
         v is not None for v in (owner.session_key, owner.customer_id, owner.cart_id, owner.order_id)
@@ -54,11 +55,13 @@ def checked_owner(owner: Owner | None) -> Owner:
     if owner.cart_id is not None:
         owner = replace(owner, cart_id=limits.require_whole_number(
             owner.cart_id, "cart_id", 1, limits.MAX_ID))
-        if db.session.get(Cart, owner.cart_id) is None:
+        cart = db.session.get(Cart, owner.cart_id)
+        if cart is None or not actor.reaches(cart.api_client_id):
             raise InvalidInput(f"cart {owner.cart_id} does not exist", field="cart_id")
     if owner.order_id is not None:
         owner = replace(owner, order_id=limits.require_whole_number(
             owner.order_id, "order_id", 1, limits.MAX_ID))
-        if db.session.get(Order, owner.order_id) is None:
+        order = db.session.get(Order, owner.order_id)
+        if order is None or not actor.reaches(order.api_client_id):
             raise InvalidInput(f"order {owner.order_id} does not exist", field="order_id")
     return owner

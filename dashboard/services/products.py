@@ -88,11 +88,9 @@ def create_product(
     sku: str, name: str, *, actor: Actor, now: datetime, price="0", on_hand: int = 0,
     low_stock_threshold: int = 10,
 ) -> Product:
-    """A new product; opening stock is a ledger 'receive' like any other."""
-    sku = (sku or "").strip() if isinstance(sku, str) else ""
-    if not sku or len(sku) > 100:
-        raise InvalidInput("SKU must be 1 to 100 characters", field="sku")
-    limits.no_nul(sku, "SKU")
+    """A new product; opening stock is a ledger 'receive' like any other. Its SKU must be
+    one every page can show and link to (`limits.sku_text`)."""
+    sku = limits.sku_text(sku)
     product = Product(
         sku=sku, name=_product_name(name), price=_price(price), on_hand=0, reserved=0,
         low_stock_threshold=limits.require_whole_number(

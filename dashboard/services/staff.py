@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import ROLES, ApiClient, StaffUser
 from .errors import Conflict, InvalidInput, NotFound
+from .sessions import end_all_sessions
 from .transaction import transaction, transactional
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -47,7 +48,7 @@ def _password(value) -> str:
 
 
 def _staff(staff_id: int) -> StaffUser:
-    user = db.session.get(StaffUser, staff_id)
+    user = db.session.get(StaffUser, staff_id) if 0 < staff_id < 2**31 else None
     if user is None:
         raise NotFound(f"staff member {staff_id} does not exist")
     return user
@@ -87,7 +88,7 @@ def verify_password(email: str, password: str) -> StaffUser | None:
 def set_role(staff_id: int, role: str) -> StaffUser:
     user = _staff(staff_id)
     user.role = _role(role)
-    user.session_version += 1  # permissions changed: sign in again
+    end_all_sessions(staff_id)  # permissions changed: sign in again
     return user
 
 
@@ -95,7 +96,7 @@ def set_role(staff_id: int, role: str) -> StaffUser:
 def set_staff_active(staff_id: int, active: bool) -> StaffUser:
     user = _staff(staff_id)
     user.is_active = bool(active)
-    user.session_version += 1
+    end_all_sessions(staff_id)
     return user
 
 
@@ -103,7 +104,24 @@ def set_staff_active(staff_id: int, active: bool) -> StaffUser:
 def reset_password(staff_id: int, password: str) -> StaffUser:
     user = _staff(staff_id)
     user.password_hash = _hasher.hash(_password(password))
-    user.session_version += 1  # sign out everywhere
+    end_all_sessions(staff_id)  # sign out everywhere
+    return user
+
+
+@transactional
+def change_own_password(staff_id: int, current: str, new: str, *, keep_session: str | None
+                        ) -> StaffUser:
+    """A staff member's own new password, given the current one; their other devices are
+    signed out (the one whose session is `keep_session` stays signed in)."""
+    user = _staff(staff_id)
+    try:
+        _hasher.verify(user.password_hash, current or "")
+    except (VerificationError, InvalidHashError):
+        raise InvalidInput("that is not your current password", field="current") from None
+    if new == current:
+        raise InvalidInput("choose a password different from the current one", field="password")
+    user.password_hash = _hasher.hash(_password(new))
+    end_all_sessions(staff_id, keep=keep_session)
     return user
 
 
@@ -112,15 +130,19 @@ def token_hash(token: str) -> str:
 
 
 @transactional
-def create_api_client(name: str, *, now: datetime) -> tuple[ApiClient, str]:
-    """A new client and its token; the token is returned once and only its hash is kept."""
+def create_api_client(name: str, *, now: datetime, all_storefronts: bool = False
+                      ) -> tuple[ApiClient, str]:
+    """A new client and its token; the token is returned once and only its hash is kept.
+
+    A client reaches only the carts, orders and holds that are its own, unless granted
+    `all_storefronts` (a shop whose one integration serves several storefronts)."""
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 100:
         raise InvalidInput("name must be 1 to 100 characters", field="name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     client = ApiClient(
         name=name, token_hash=token_hash(token), token_prefix=token[:10], is_active=True,
-        created_at=now,
+        all_storefronts=bool(all_storefronts), created_at=now,
     )
     db.session.add(client)
     try:
@@ -159,8 +181,18 @@ def record_api_client_use(client: ApiClient, now: datetime) -> None:
 
 @transactional
 def set_api_client_active(client_id: int, active: bool) -> ApiClient:
-    client = db.session.get(ApiClient, client_id)
+    client = db.session.get(ApiClient, client_id) if 0 < client_id < 2**31 else None
     if client is None:
         raise NotFound(f"API client {client_id} does not exist")
     client.is_active = bool(active)
+    return client
+
+
+@transactional
+def set_api_client_storefronts(client_id: int, all_storefronts: bool) -> ApiClient:
+    """Grant (or take back) a client's reach over every storefront's records."""
+    client = db.session.get(ApiClient, client_id) if 0 < client_id < 2**31 else None
+    if client is None:
+        raise NotFound(f"API client {client_id} does not exist")
+    client.all_storefronts = bool(all_storefronts)
     return client

@@ -14,7 +14,7 @@ from . import limits
 from .actor import Actor
 from .alerts import evaluate_all, evaluate_product
 from .errors import BelowHeld, ImportRejected, InvalidInput, StaleCount
-from .ledger import Move, apply_deltas, lock_products, record
+from .ledger import Move, among, apply_deltas, lock_products, record
 from .products import find_product, fresh_product
 from .transaction import transactional
 
@@ -150,15 +150,19 @@ class ImportReport:
 def parse_counts_csv(text: str) -> tuple[str, list[tuple[int, str, str]]]:
     """Rows of a `sku,on_hand` or `sku,delta` CSV as (line, sku, value)."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in next(reader, [])]
-    if header not in (["sku", "on_hand"], ["sku", "delta"]):
-        raise InvalidInput("the header must be 'sku,on_hand' or 'sku,delta'", field="file")
     rows = []
-    for line, cells in enumerate(reader, start=2):
-        if not any(c.strip() for c in cells):
-            continue
-        cells = cells + ["", ""]
-        rows.append((line, cells[0].strip(), cells[1].strip() if len(cells) >= 2 else ""))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        if header not in (["sku", "on_hand"], ["sku", "delta"]):
+            raise InvalidInput("the header must be 'sku,on_hand' or 'sku,delta'", field="file")
+        for line, cells in enumerate(reader, start=2):
+            if not any(c.strip() for c in cells):
+                continue
+            cells = cells + ["", ""]
+            rows.append((line, cells[0].strip(), cells[1].strip() if len(cells) >= 2 else ""))
+    except csv.Error as error:  # a field over the csv module's limit, a stray quote, ...
+        raise InvalidInput(f"line {reader.line_num} is not valid CSV ({error}); check that"
+                           " line's quotes", field="file") from None
     if not rows:
         raise InvalidInput("the file has no rows", field="file")
     return header[1], rows
@@ -202,7 +206,7 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
 
 def _products_by_sku(skus: list[str], lock: bool) -> dict[str, Product]:
     found = db.session.scalars(
-        select(Product).where(Product.sku.in_([s for s in skus if s and "\x00" not in s]))
+        select(Product).where(among(Product.sku, [s for s in skus if s and not limits.unsayable(s)]))
         .execution_options(populate_existing=True)
     ).all()
     if lock:
@@ -238,7 +242,7 @@ def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False
     touched = sorted(r.product_id for r in report.rows)
     if mode == "on_hand":
         db.session.execute(
-            update(Product).where(Product.id.in_(touched)).values(last_stock_check=now)
+            update(Product).where(among(Product.id, touched)).values(last_stock_check=now)
             .execution_options(synchronize_session=False)
         )
     evaluate_all(touched, now)

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, filters, headers, login, once
+from . import errors, filters, headers, login, once, requests
 
 
 def init_app(app: Flask) -> None:
-    from . import activity, admin, alerts, auth, catalogue, holds, jobs, overview, products, stock
+    requests.init_converters(app)
+    from . import (account, activity, admin, alerts, auth, catalogue, holds, jobs, overview,
+                   products, stock)
 
     # catalogue before products: /products/new and /products/<sku>/edit are not product pages.
-    for module in (auth, overview, stock, catalogue, products, holds, alerts, activity, jobs,
-                   admin):
+    for module in (auth, account, overview, stock, catalogue, products, holds, alerts, activity,
+                   jobs, admin):
         app.register_blueprint(module.bp)
-    for plumbing in (login, errors, headers, filters, once):
+    for plumbing in (requests, login, errors, headers, filters, once):
         plumbing.init_app(app)

@@ -11,7 +11,7 @@ from ..models import ROLES
 from ..queries.admin import api_client_list, staff_list, staff_member
 from ..services.errors import StockroomError
 from .access import require
-from .forms import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm
+from .forms import ActiveForm, ApiClientForm, PasswordForm, RoleForm, StaffForm, StorefrontsForm
 from .htmx import is_htmx, page, row_answer, toast
 from .once import applies_once
 
@@ -81,7 +81,7 @@ def _refuse_self(staff_id: int, what: str):
     return None
 
 
-@bp.post("/staff/<int:staff_id>/role")
+@bp.post("/staff/<id32:staff_id>/role")
 @require("manage_staff")
 @applies_once
 def set_role(staff_id: int):
@@ -96,7 +96,7 @@ def set_role(staff_id: int):
                       message=f"{user.email} is now {user.role}; they sign in again.")
 
 
-@bp.post("/staff/<int:staff_id>/active")
+@bp.post("/staff/<id32:staff_id>/active")
 @require("manage_staff")
 @applies_once
 def set_active(staff_id: int):
@@ -112,7 +112,7 @@ def set_active(staff_id: int):
     return _staff_row(staff_id, level="success", message=f"{user.email} {state}.")
 
 
-@bp.post("/staff/<int:staff_id>/password")
+@bp.post("/staff/<id32:staff_id>/password")
 @require("manage_staff")
 @applies_once
 def reset_password(staff_id: int):
@@ -127,6 +127,17 @@ def reset_password(staff_id: int):
     user = services.reset_password(staff_id, form.password.data)
     return _staff_row(staff_id, level="success",
                       message=f"Password of {user.email} reset; their sessions are signed out.")
+
+
+@bp.post("/staff/<id32:staff_id>/sessions")
+@require("manage_staff")
+def end_sessions(staff_id: int):
+    user = staff_member(staff_id)
+    if user is None:
+        abort(404, description=f"Staff member {staff_id} does not exist.")
+    ended = services.end_sessions(staff_id)
+    return _staff_row(staff_id, level="success",
+                      message=f"{user.email} is signed out on {ended} device{'s' if ended != 1 else ''}.")
 
 
 def _clients_page(status: int = 200, **context):
@@ -148,7 +159,8 @@ def create_api_client():
     form = ApiClientForm()
     if form.validate():
         try:
-            client, token = services.create_api_client(form.name.data, now=_now())
+            client, token = services.create_api_client(
+                form.name.data, now=_now(), all_storefronts=form.all_storefronts.data)
         except StockroomError as error:
             form.name.errors = [error.message]
         else:
@@ -160,7 +172,7 @@ def create_api_client():
                  "error")
 
 
-@bp.post("/api-clients/<int:client_id>/active")
+@bp.post("/api-clients/<id32:client_id>/active")
 @require("manage_staff")
 @applies_once
 def set_api_client_active(client_id: int):
@@ -173,6 +185,25 @@ def set_api_client_active(client_id: int):
         abort(404, description=error.message)
     state = "can use the API again" if client.is_active else "is switched off: its token no longer works"
     message = f"API client {client.name} {state}."
+    if not is_htmx():
+        flash(message, "success")
+        return redirect(url_for("admin.api_clients"))
+    return toast(_clients_page(), message, "success")
+
+
+@bp.post("/api-clients/<id32:client_id>/storefronts")
+@require("manage_staff")
+def set_api_client_storefronts(client_id: int):
+    form = StorefrontsForm()
+    if not form.validate():
+        return toast(_clients_page(status=422), "Choose every storefront or its own.", "error")
+    try:
+        client = services.set_api_client_storefronts(client_id, form.all_storefronts.data == "1")
+    except StockroomError as error:
+        abort(404, description=error.message)
+    reach = ("may act on every storefront's records" if client.all_storefronts
+             else "reaches only its own records")
+    message = f"API client {client.name} {reach}."
     if not is_htmx():
         flash(message, "success")
         return redirect(url_for("admin.api_clients"))

@@ -56,7 +56,7 @@ def _row_response(alert_id: int, *, message: str, level: str, status: int = 200,
     return response
 
 
-@bp.post("/alerts/<int:alert_id>/acknowledge")
+@bp.post("/alerts/<id32:alert_id>/acknowledge")
 @require("manage_alerts")
 @applies_once
 def acknowledge(alert_id: int):
@@ -71,7 +71,7 @@ def acknowledge(alert_id: int):
                          message="Alert acknowledged: others can see someone is on it.")
 
 
-@bp.post("/alerts/<int:alert_id>/resolve")
+@bp.post("/alerts/<id32:alert_id>/resolve")
 @require("manage_alerts")
 @applies_once
 def resolve(alert_id: int):

@@ -5,10 +5,11 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 
 from ..services import signin
-from ..services.errors import SignInRefused
+from ..services.errors import SignInRefused, SignInThrottled
+from . import login
 from .forms import SignInForm
 from .navigation import safe_next
 
@@ -27,13 +28,18 @@ def sign_in():
         return render_template("auth/sign_in.html", form=form), status
 
     try:
-        # Behind PROXY_HOPS proxies, ProxyFix has already made remote_addr the client's.
+        # The client's address: behind trusted proxies, ProxyFix (PROXY_HOPS) has made it the
+        # real one rather than the proxy's.
         signed_in = signin.sign_in(form.email.data, form.password.data, ip=request.remote_addr,
                                    now=datetime.now(timezone.utc))
     except SignInRefused as refusal:
-        return (render_template("auth/sign_in.html", form=form, error=refusal.message),
-                refusal.http_status)
-    login_user(signed_in.user, remember=form.remember.data)
+        response = current_app.make_response(
+            (render_template("auth/sign_in.html", form=form, error=refusal.message),
+             refusal.http_status))
+        if isinstance(refusal, SignInThrottled):
+            response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
+    login.start(signed_in.user, remember=form.remember.data)
     previous_at, previous_ip = signed_in.previous_at, signed_in.previous_ip
     if previous_at is None:
         flash(f"Welcome, {signed_in.name}. This is your first sign-in.", "success")
@@ -48,6 +54,6 @@ def sign_in():
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
     if current_user.is_authenticated:
-        logout_user()
+        login.end()
         flash("You are signed out.", "info")
     return redirect(url_for("auth.sign_in"))

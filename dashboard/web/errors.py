@@ -12,19 +12,24 @@ import logging
 
 from flask import Flask, current_app, flash, g, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
 from ..outage import MAYBE_CHANGED, NOTHING_CHANGED, OUTAGES, is_outage
 from ..services.transaction import OutcomeUnknown
+from ..extensions import db
+from ..services import errors as refusals
 from .htmx import is_htmx, page, toast
 from .navigation import safe_next
 
-STATUSES = (400, 403, 404, 405, 409, 422, 500)
+STATUSES = (400, 403, 404, 405, 409, 413, 422, 500)
 log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
+    # A record a dashboard action names but that does not exist (a stale page, a made-up id).
+    app.register_error_handler(refusals.NotFound,
+                               lambda error: _error_page(NotFound(error.message)))
     for status in STATUSES:
         app.register_error_handler(status, _error_page)
     for outage in OUTAGES:
@@ -47,6 +52,12 @@ def _error_page(error):
     original = getattr(error, "original_exception", None)
     if original is not None and is_outage(original):
         return _outage(original)
+    # The failed request's transaction may be aborted; the page (its navigation reads the
+    # signed-in user) must not run its queries inside it.
+    try:
+        db.session.rollback()
+    except Exception as failure:  # noqa: BLE001 - the page falls back to needing no database
+        log.warning("rollback before an error page failed: %s", failure)
     if request.path.startswith("/api/"):
         from ..api.errors import http_error  # the API's JSON shape, keeping e.g. Allow on 405
 
@@ -109,4 +120,7 @@ def _describe(error) -> str:
         if request.method == "GET" or g.get("rolled_back"):
             return "Something went wrong on our side; nothing was changed. Please try again."
         return "Something went wrong on our side. Please try again."
+    if getattr(error, "code", None) == 413:
+        megabytes = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        return f"That upload is too large: the limit is {megabytes} MB."
     return description or "That did not work."

@@ -90,6 +90,14 @@ class SignInForm(FlaskForm):
     next = HiddenField()
 
 
+class OwnPasswordForm(FlaskForm):
+    current = PasswordField(
+        "Current password",
+        validators=[InputRequired("enter your current password"), Length(max=1024), printable],
+    )
+    password = _new_password("New password")
+
+
 class AdjustForm(FlaskForm):
     delta = IntegerField(
         "Change",
@@ -181,6 +189,11 @@ class ActiveForm(FlaskForm):
     active = SelectField("Active", choices=[SelectChoice("1", "Active"), SelectChoice("0", "Inactive")])
 
 
+class StorefrontsForm(FlaskForm):
+    all_storefronts = SelectField("Reach", choices=[SelectChoice("1", "Every storefront"),
+                                                   SelectChoice("0", "Its own records")])
+
+
 class PasswordForm(FlaskForm):
     password = _new_password("New password")
 
@@ -188,3 +201,4 @@ class PasswordForm(FlaskForm):
 class ApiClientForm(FlaskForm):
     name = StringField("Name", filters=[_strip],
                        validators=[DataRequired("Enter a name."), Length(max=100), printable])
+    all_storefronts = BooleanField("May act on every storefront's carts, orders and holds")

@@ -1,8 +1,8 @@
-"""Security headers on every response: a strict CSP, no framing or sniffing, and no caching
-of signed-in pages."""
+"""Security headers on every response: a strict CSP, no framing or sniffing, no caching
+of signed-in pages, and HSTS when served over HTTPS."""
 from __future__ import annotations
 
-from flask import Flask, g, session
+from flask import Flask, g, request, session
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline';"
@@ -21,6 +21,8 @@ def _security_headers(response):
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure:  # behind a TLS proxy, ProxyFix makes this true
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     # Only what this request already knows (the user on g, the session): loading the user
     # here would query the database after the answer is made, and fail in an outage.
     user = g.get("_login_user")

@@ -125,7 +125,7 @@ def _row_response(hold_id: int, now: datetime, *, message: str, level: str, stat
     )
 
 
-@bp.post("/holds/<int:hold_id>/release")
+@bp.post("/holds/<id64:hold_id>/release")
 @require("manage_holds")
 @applies_once
 def release(hold_id: int):
@@ -145,7 +145,7 @@ def release(hold_id: int):
     return _stock_changed(response) if is_htmx() else response
 
 
-@bp.post("/holds/<int:hold_id>/extend")
+@bp.post("/holds/<id64:hold_id>/extend")
 @require("manage_holds")
 @applies_once
 def extend(hold_id: int):

@@ -1,12 +1,20 @@
 """Flask-Login plumbing: who a session's staff member is, and where a request that needs
-one goes (the sign-in page, then back to the page it came from)."""
+one goes (the sign-in page, then back to the page it came from).
+
+The signed session cookie carries only a server-side session's id (`services.sessions`);
+Flask-Login's own remember cookie is never set ("keep me signed in" makes the session
+cookie persistent instead), so every device's sign-in ends when its row is deleted.
+"""
 from __future__ import annotations
 
-from flask import Flask, flash, jsonify, redirect, request, url_for
+from datetime import datetime, timezone
 
+from flask import Flask, flash, g, jsonify, redirect, request, session, url_for
+from flask_login import login_user, logout_user
+
+from .. import services
 from ..extensions import login_manager
 from ..models import StaffUser
-from ..queries.admin import staff_member
 from .htmx import is_htmx
 from .navigation import local_path
 
@@ -19,16 +27,28 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(_unauthorized)
 
 
-def _load_user(user_id: str) -> StaffUser | None:
-    """Sessions carry id:session_version, so a password reset or deactivation signs out."""
-    try:
-        staff_id, version = (int(part) for part in user_id.split(":"))
-    except ValueError:
-        return None
-    user = staff_member(staff_id)
-    if user is None or not user.is_active or user.session_version != version:
-        return None
-    return user
+def _load_user(session_id: str) -> StaffUser | None:
+    return services.staff_for_session(session_id, datetime.now(timezone.utc))
+
+
+def start(user: StaffUser, *, remember: bool) -> None:
+    """Sign `user` in on this device: a fresh cookie session holding a new session id."""
+    # Nothing from before sign-in carries over, the CSRF secret included.
+    session.clear()
+    g.pop("csrf_token", None)
+    user.session_token = services.start_session(
+        user.id, remember=remember, user_agent=request.user_agent.string, ip=request.remote_addr,
+        now=datetime.now(timezone.utc),
+    )
+    session.permanent = bool(remember)  # persistent for REMEMBER_DAYS, else until the browser closes
+    login_user(user, remember=False)
+
+
+def end() -> None:
+    """Sign this device out and forget its session row."""
+    services.end_session(session.get("_user_id"))
+    logout_user()
+    session.clear()
 
 
 def _sign_in_url() -> str:

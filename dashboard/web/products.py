@@ -50,7 +50,7 @@ def _page_context(product: Product, now: datetime, **extra) -> dict:
     }
 
 
-@bp.get("/products/<path:sku>")
+@bp.get("/products/<sku:sku>")
 @login_required
 def show(sku: str):
     product = _product_or_404(sku)
@@ -58,7 +58,7 @@ def show(sku: str):
     return page("products/show.html", "products/_ledger.html", **_page_context(product, now))
 
 
-@bp.post("/products/<path:sku>/settings")
+@bp.post("/products/<sku:sku>/settings")
 @require("edit_stock")
 @applies_once
 def settings(sku: str):

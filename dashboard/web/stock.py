@@ -73,7 +73,7 @@ def _signed(delta: int) -> str:
     return f"+{delta:,}" if delta > 0 else f"−{abs(delta):,}"
 
 
-@bp.post("/stock/<int:product_id>/adjust")
+@bp.post("/stock/<id32:product_id>/adjust")
 @require("edit_stock")
 @applies_once
 def adjust(product_id: int):
@@ -95,7 +95,7 @@ def adjust(product_id: int):
                                f" ({_signed(product.on_hand - before)}).")
 
 
-@bp.post("/stock/<int:product_id>/count")
+@bp.post("/stock/<id32:product_id>/count")
 @require("edit_stock")
 @applies_once
 def count(product_id: int):

@@ -94,8 +94,8 @@ def test_carts_reserved_concurrently_are_all_or_nothing(requires_postgres, live_
                                                         product_factory, now):
     scarce = product_factory("SCARCE-1", on_hand=3)
     plenty = product_factory("PLENTY-1", on_hand=100)
-    carts = [make_cart(now, {scarce.id: 1, plenty.id: 2}) for _ in range(8)]
-    _, token = services.create_api_client("shop", now=now)
+    client, token = services.create_api_client("shop", now=now)
+    carts = [make_cart(now, {scarce.id: 1, plenty.id: 2}, storefront=client.id) for _ in range(8)]
 
     def reserve(i):
         response = requests.post(f"{live_server}/api/v1/carts/{carts[i]}/reserve", timeout=60,

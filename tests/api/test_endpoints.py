@@ -148,9 +148,9 @@ def test_reserve_unknown_or_inactive_sku_is_404(api, tee, now):
     assert holds_count() == 0
 
 
-def test_reserve_with_a_cart_or_order_owner(api, tee, now):
-    cart_id = make_cart(now, {tee.id: 1})
-    order_id = make_order(now, {tee.id: 1})
+def test_reserve_with_a_cart_or_order_owner(api, shop, tee, now):
+    cart_id = make_cart(now, {tee.id: 1}, storefront=shop[0].id)
+    order_id = make_order(now, {tee.id: 1}, storefront=shop[0].id)
     body = api.post("/reservations", {"sku": "TEE-1", "quantity": 1, "cart_id": cart_id,
                                       "order_id": order_id}).get_json()
     assert (body["cart_id"], body["order_id"]) == (cart_id, order_id)
@@ -260,7 +260,7 @@ def test_release_then_release_again_is_409_with_status(api, shop, tee, hold_id):
     assert (hold.end_reason, hold.ended_by_api_client_id) == ("cart emptied", shop[0].id)
     again = assert_error(api.post(f"/reservations/{hold_id}/release"), 409,
                          "reservation_not_active")
-    assert again["status"] == "released" and again["ended_by"] == "API client web shop"
+    assert again["status"] == "released" and again["ended_by"] == "storefront"
     assert counters(tee.id) == (10, 0)
 
 
@@ -305,9 +305,9 @@ def test_extend_refusals(api, hold_id):
 
 # --- carts and orders -------------------------------------------------------------------
 
-def test_reserve_cart_holds_every_item(api, product_factory, now):
+def test_reserve_cart_holds_every_item(api, shop, product_factory, now):
     a, b = product_factory("A-1", on_hand=5), product_factory("B-1", on_hand=5)
-    cart_id = make_cart(now, {a.id: 2, b.id: 3})
+    cart_id = make_cart(now, {a.id: 2, b.id: 3}, storefront=shop[0].id)
     response = api.post(f"/carts/{cart_id}/reserve", {"ttl_seconds": 600})
     assert response.status_code == 201
     holds = response.get_json()
@@ -316,23 +316,23 @@ def test_reserve_cart_holds_every_item(api, product_factory, now):
     assert counters(a.id) == (5, 2) and counters(b.id) == (5, 3)
 
 
-def test_reserve_cart_short_names_each_sku_and_holds_nothing(api, product_factory, now):
+def test_reserve_cart_short_names_each_sku_and_holds_nothing(api, shop, product_factory, now):
     a, b, c = (product_factory(s, on_hand=2) for s in ("A-1", "B-1", "C-1"))
-    cart_id = make_cart(now, {a.id: 1, b.id: 3, c.id: 5})
+    cart_id = make_cart(now, {a.id: 1, b.id: 3, c.id: 5}, storefront=shop[0].id)
     body = assert_error(api.post(f"/carts/{cart_id}/reserve"), 409, "insufficient_stock")
     assert sorted(s["sku"] for s in body["short"]) == ["B-1", "C-1"]
     assert "B-1" in body["message"] and "C-1" in body["message"]
     assert holds_count() == 0
 
 
-def test_reserve_cart_unknown_or_empty(api, now):
+def test_reserve_cart_unknown_or_empty(api, shop, now):
     assert_error(api.post("/carts/999/reserve"), 404, "not_found")
     assert_error(api.post(f"/carts/{2**31}/reserve"), 404, "not_found")
-    assert_error(api.post(f"/carts/{make_cart(now, {})}/reserve"), 422, "invalid")
+    assert_error(api.post(f"/carts/{make_cart(now, {}, storefront=shop[0].id)}/reserve"), 422, "invalid")
 
 
-def test_confirm_order_commits_its_holds_then_refuses_twice(api, tee, now):
-    order_id = make_order(now, {tee.id: 2})
+def test_confirm_order_commits_its_holds_then_refuses_twice(api, shop, tee, now):
+    order_id = make_order(now, {tee.id: 2}, storefront=shop[0].id)
     api.post("/reservations", {"sku": "TEE-1", "quantity": 2, "order_id": order_id})
     response = api.post(f"/orders/{order_id}/confirm")
     assert response.status_code == 200
@@ -342,14 +342,14 @@ def test_confirm_order_commits_its_holds_then_refuses_twice(api, tee, now):
     assert body["status"] == "confirmed"
 
 
-def test_confirm_an_order_that_is_not_held_is_409(api, tee, now):
-    order_id = make_order(now, {tee.id: 2})
+def test_confirm_an_order_that_is_not_held_is_409(api, shop, tee, now):
+    order_id = make_order(now, {tee.id: 2}, storefront=shop[0].id)
     body = assert_error(api.post(f"/orders/{order_id}/confirm"), 409, "order_not_held")
     assert body["skus"] == ["TEE-1"]
 
 
-def test_cancel_order_releases_its_holds(api, tee, now):
-    order_id = make_order(now, {tee.id: 2})
+def test_cancel_order_releases_its_holds(api, shop, tee, now):
+    order_id = make_order(now, {tee.id: 2}, storefront=shop[0].id)
     api.post("/reservations", {"sku": "TEE-1", "quantity": 2, "order_id": order_id})
     response = api.post(f"/orders/{order_id}/cancel", {"reason": "customer changed mind"})
     assert (response.status_code, response.get_json()["status"]) == (200, "cancelled")
@@ -466,7 +466,8 @@ def test_openapi_states_the_enforced_bounds_and_every_refusal(app):
     schemas = doc["components"]["schemas"]
     new = schemas["NewReservation"]
     assert new["properties"]["ttl_seconds"]["minimum"] == app.config["HOLD_TTL_MIN"]
-    assert new["properties"]["ttl_seconds"]["maximum"] == app.config["HOLD_TTL_MAX"]
+    assert new["properties"]["ttl_seconds"]["maximum"] == min(app.config["HOLD_TTL_MAX"],
+                                                             app.config["HOLD_EXTEND_CAP"])
     assert new["properties"]["quantity"]["maximum"] == services.limits.MAX_HOLD_QUANTITY
     assert new["required"] == ["sku", "quantity"]
     for name in ("NewReservation", "Release", "Commit", "Extend", "CartReserve", "Confirm",

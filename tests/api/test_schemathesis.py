@@ -29,9 +29,10 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
     # The SKU the document uses as its example, with stock enough for every generated hold.
     tee = product_factory("TEE-BLACK-M", on_hand=1_000_000, threshold=5)
     other = product_factory("MUG-WHITE", on_hand=1_000_000, threshold=5)
-    cart_id = make_cart(now, {tee.id: 1, other.id: 2})
-    confirm_id, cancel_id = make_order(now, {tee.id: 1}), make_order(now, {other.id: 1})
-    _, token = services.create_api_client("schemathesis", now=now)
+    client, token = services.create_api_client("schemathesis", now=now)
+    cart_id = make_cart(now, {tee.id: 1, other.id: 2}, storefront=client.id)
+    confirm_id = make_order(now, {tee.id: 1}, storefront=client.id)
+    cancel_id = make_order(now, {other.id: 1}, storefront=client.id)
     config = tmp_path / "schemathesis.toml"
     config.write_text(textwrap.dedent(f"""
         [checks.positive_data_acceptance]

@@ -35,7 +35,7 @@ def test_manager_resolves_an_alert_with_a_note(
     expect(page.locator("#toasts")).to_contain_text("Alert resolved")
 
     page.get_by_role("link", name="Resolved").click()
-    expect(page.locator(f"#alert-{alert_id}")).to_contain_text("by manager@example.com")
+    expect(page.locator(f"#alert-{alert_id}")).to_contain_text("by Manager")
 
     db.session.expire_all()
     fresh = db.session.get(StockAlert, alert_id)

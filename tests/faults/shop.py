@@ -79,7 +79,9 @@ def make_shop(cluster: Cluster, env: dict, rng: random.Random, api_clients: int 
     commands = [(["db", "upgrade"], None)]
     commands += [(["staff", "create", email, "--role", role, "--name", f"Fault {role}"], password + "\n")
                 for role, (email, password) in staff.items()]
-    commands += [(["api-client", "create", f"fault storefront {n}"], None) for n in range(api_clients)]
+    # Every storefront's records: the carts below are made by SQL, with no storefront of their own.
+    commands += [(["api-client", "create", f"fault storefront {n}", "--all-storefronts"], None)
+                 for n in range(api_clients)]
     outputs = flask_commands(env, commands)
     tokens = [output.strip().splitlines()[-1].strip() for output in outputs[1 + len(staff):]]
     shop = Shop(tokens=tokens, staff=staff, products=_products(cluster))

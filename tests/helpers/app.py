@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 TABLES = [
     "submissions", "idempotency_keys", "login_attempts", "scheduler_heartbeats", "job_runs",
     "stock_movements", "stock_alerts", "reservations", "order_items", "orders",
-    "cart_items", "carts", "products", "api_clients", "staff_users",
+    "cart_items", "carts", "products", "api_clients", "staff_sessions", "staff_users",
 ]
 
 

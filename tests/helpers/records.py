@@ -13,9 +13,12 @@ from dashboard.extensions import db
 from dashboard.models import Cart, CartItem, Order, OrderItem, Product
 
 
-def make_cart(now, items: dict[int, int], customer_id: int | None = 7) -> int:
-    """A storefront cart holding {product_id: quantity}; returns its id."""
-    cart = Cart(customer_id=customer_id, created_at=now, updated_at=now)
+def make_cart(now, items: dict[int, int], customer_id: int | None = 7,
+              storefront: int | None = None) -> int:
+    """A cart of the storefront whose API client id is `storefront` (none: no storefront's)
+    holding {product_id: quantity}; returns its id."""
+    cart = Cart(customer_id=customer_id, api_client_id=storefront, created_at=now,
+                updated_at=now)
     db.session.add(cart)
     db.session.flush()
     for product_id, quantity in items.items():
@@ -25,10 +28,12 @@ def make_cart(now, items: dict[int, int], customer_id: int | None = 7) -> int:
     return cart.id
 
 
-def make_order(now, items: dict[int, int], status: str = "pending") -> int:
-    """A storefront order of {product_id: quantity} (one price for all); returns its id."""
-    order = Order(customer_id=7, status=status, total=Decimal("0"), created_at=now,
-                  updated_at=now)
+def make_order(now, items: dict[int, int], status: str = "pending",
+               storefront: int | None = None) -> int:
+    """An order of the storefront whose API client id is `storefront`, of
+    {product_id: quantity} (one price for all); returns its id."""
+    order = Order(customer_id=7, status=status, total=Decimal("0"), api_client_id=storefront,
+                  created_at=now, updated_at=now)
     db.session.add(order)
     db.session.flush()
     for product_id, quantity in items.items():

@@ -19,6 +19,8 @@ own: read what you need (ids), then `db.session.rollback()` before calling them.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import g, has_app_context
 from flask.testing import FlaskClient
 
@@ -40,11 +42,17 @@ class StaffClient(FlaskClient):
         return super().open(*args, **kwargs)
 
 
-def login(client, user) -> None:
-    """Sign `user` in on this test client by writing the Flask-Login session directly."""
+def login(client, user, *, remember: bool = False) -> str:
+    """Sign `user` in on this test client: a real session row, its id written into the
+    Flask-Login session directly (no password hashing, no throttle). Returns the id."""
+    from dashboard.services import start_session
+
+    token = start_session(user.id, remember=remember, user_agent="test", ip="127.0.0.1",
+                          now=datetime.now(timezone.utc))
     with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = token
         session["_fresh"] = True
+    return token
 
 
 def new_client(app) -> StaffClient:

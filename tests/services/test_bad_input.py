@@ -227,3 +227,29 @@ def test_bad_input_is_refused_with_a_sentence_and_changes_nothing(world, now, ca
         if problem:
             problems[name] = problem
     assert problems == {}
+
+
+@pytest.mark.parametrize("sku, message", [
+    ("RTL\u202eLIAM", "printable"), ("ISO\u2066X", "printable"), ("TAB\tX", "printable"),
+    ("X/../../admin", "segment"), ("./X", "segment"), ("A/./B", "segment"),
+    ("", "1 to 100"), ("S" * 101, "1 to 100"), ("NUL\x00", "printable"),
+])
+def test_a_sku_that_cannot_be_shown_or_linked_is_refused_at_creation(sku, message, now):
+
+    with pytest.raises(InvalidInput, match=message):
+        services.create_product(sku, "Name", actor=SYSTEM, now=now)
+
+
+def test_a_sku_with_slashes_and_dots_inside_segments_is_fine(now):
+
+    product = services.create_product("  A/B.C/..D  ", "Name", actor=SYSTEM, now=now)
+    assert product.sku == "A/B.C/..D"
+
+
+def test_a_new_hold_cannot_outlive_the_extension_cap(app, product_factory, now, monkeypatch):
+
+    product_factory("CAP-1", on_hand=5)
+    monkeypatch.setitem(app.config, "HOLD_EXTEND_CAP", 3600)
+    with pytest.raises(InvalidInput, match="at most 3600"):
+        services.reserve("CAP-1", 1, Owner(session_key="s"), 3601, now=now)
+    assert services.reserve("CAP-1", 1, Owner(session_key="s"), 3600, now=now).status == "active"

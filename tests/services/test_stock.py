@@ -196,3 +196,30 @@ def test_import_deltas(product_factory, merch, now):
 def test_import_with_a_bad_file_is_refused(csv_text, message, merch, now):
     with pytest.raises(InvalidInput, match=message):
         services.import_counts(csv_text, actor=merch, now=now)
+
+
+def test_an_import_of_70000_rows_is_applied_not_a_bind_parameter_error(merch, now,
+                                                                      requires_postgres):
+    """More rows than PostgreSQL's 65,535 (and SQLite's 32,766) bind parameters per statement."""
+    from sqlalchemy import func, insert, select
+
+    from dashboard.models import StockMovement
+
+    rows = 70_000
+    db.session.execute(insert(Product), [
+        {"sku": f"BULK-{n:05d}", "name": f"Bulk {n}", "on_hand": 5, "reserved": 0,
+         "low_stock_threshold": 0, "created_at": now, "updated_at": now}
+        for n in range(rows)
+    ])
+    db.session.commit()
+    text = "sku,on_hand\n" + "".join(f"BULK-{n:05d},7\n" for n in range(rows))
+    report = services.import_counts(text, actor=merch, now=now, apply=True)
+    assert report.applied and len(report.changes) == rows
+    assert db.session.scalar(select(func.sum(Product.on_hand))) == 7 * rows
+    assert db.session.scalar(select(func.count()).select_from(StockMovement)) == rows
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_a_bad_file(merch, now):
+    text = 'sku,on_hand\n"' + "x" * 140_000 + '",1\n'
+    with pytest.raises(InvalidInput, match="line 2 is not valid CSV"):
+        services.import_counts(text, actor=merch, now=now)

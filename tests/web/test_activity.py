@@ -83,7 +83,8 @@ def test_csv_export_streams_every_matching_row_safely(viewer, product_factory, n
     for i in range(1005):  # more than one export batch
         services.adjust(product, 1, reason="=HYPERLINK(\"http://x\")" if i == 0 else "ok",
                         actor=SYSTEM, now=now)
-    response = viewer.get("/activity.csv?sku==CSV-1")
+    day = now.date().isoformat()
+    response = viewer.get(f"/activity.csv?sku==CSV-1&from={day}&to={day}")
     assert response.status_code == 200
     assert response.is_streamed
     assert response.mimetype == "text/csv"
@@ -97,3 +98,73 @@ def test_csv_export_streams_every_matching_row_safely(viewer, product_factory, n
 
 def test_empty_ledger_says_what_appears_here(viewer):
     assert "No stock changes yet" in viewer.get("/activity").get_data(as_text=True)
+
+
+def _export(viewer, query: str):
+    response = viewer.get("/activity.csv" + query)
+    return response, response.get_data(as_text=True)
+
+
+def test_an_export_without_dates_covers_the_last_31_days(viewer, product_factory):
+    from datetime import datetime, timezone
+
+    today = datetime.now(timezone.utc)
+    product = product_factory(sku="RECENT-1", on_hand=5)
+    services.adjust(product, 1, reason="today", actor=SYSTEM, now=today)
+    services.adjust(product, 1, reason="long ago", actor=SYSTEM, now=today - timedelta(days=40))
+    response, body = _export(viewer, "")
+    assert response.status_code == 200
+    first = (today - timedelta(days=30)).date().isoformat()
+    assert first in response.headers["Content-Disposition"]
+    assert "today" in body and "long ago" not in body
+
+
+def test_an_export_of_more_than_31_days_is_refused(viewer):
+    response, body = _export(viewer, "?from=2026-01-01&to=2026-03-01")
+    assert response.status_code == 422 and "at most 31 days" in body
+
+
+def test_an_export_from_a_start_date_runs_31_days(viewer, product_factory):
+    from datetime import datetime, timezone
+
+    start = datetime.now(timezone.utc) - timedelta(days=60)
+    product = product_factory(sku="OLD-1", on_hand=5)
+    services.adjust(product, 1, reason="in range", actor=SYSTEM, now=start + timedelta(days=30))
+    services.adjust(product, 1, reason="beyond", actor=SYSTEM, now=start + timedelta(days=32))
+    response, body = _export(viewer, f"?from={start.date().isoformat()}")
+    assert response.status_code == 200 and "in range" in body and "beyond" not in body
+
+
+def test_an_export_over_the_row_cap_says_so_on_its_last_line(viewer, product_factory, now,
+                                                             monkeypatch):
+    from dashboard.web import activity
+
+    monkeypatch.setattr(activity, "EXPORT_MAX_ROWS", 5)
+    product = product_factory(sku="CAP-1", on_hand=100)
+    for _ in range(7):
+        services.adjust(product, 1, reason="ok", actor=SYSTEM, now=now)
+    day = now.date().isoformat()
+    _, body = _export(viewer, f"?sku=CAP-1&from={day}&to={day}")
+    lines = body.strip().splitlines()
+    assert len(lines) == 1 + 5 + 1 and lines[-1].startswith("# cut at 5 rows")
+    _, whole = _export(viewer, f"?sku=CAP-1&from={day}&to={day}&kind=receive")
+    assert "cut at" not in whole
+
+
+def test_only_one_export_runs_at_a_time(viewer, product_factory, now):
+    product_factory(sku="ONE-1")
+    day = now.date().isoformat()
+    first = viewer.get(f"/activity.csv?from={day}&to={day}")  # streamed, not yet read
+    second, body = _export(viewer, f"?from={day}&to={day}")
+    assert second.status_code == 429 and second.headers["Retry-After"]
+    assert "Another activity export is running" in body
+    first.get_data()
+    first.close()
+    third, _ = _export(viewer, f"?from={day}&to={day}")
+    assert third.status_code == 200
+
+
+def test_the_page_says_how_exports_are_bounded(viewer, product_factory):
+    product_factory(sku="ANY-1", on_hand=1)
+    body = viewer.get("/activity").get_data(as_text=True)
+    assert "At most 31 days" in body and "100,000 rows" in body

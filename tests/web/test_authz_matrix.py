@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import (
-    ApiClient, JobRun, Product, Reservation, StaffUser, StockAlert, StockMovement,
+    ApiClient, JobRun, Product, Reservation, StaffSession, StaffUser, StockAlert, StockMovement,
 )
 from dashboard.services import Owner
 from dashboard.web.access import FORBIDDEN_MESSAGES, PERMISSIONS
-from tests.helpers.web import HX, login
+from tests.helpers.web import HX, PASSWORD, login
 
 ROLES = ("viewer", "merchandiser", "support", "manager", "admin")
 
@@ -63,10 +63,17 @@ ACTIONS = [
     ("deactivate staff", "POST", "/admin/staff/{sid}/active", {"active": "0"}, "manage_staff", True),
     ("reset password", "POST", "/admin/staff/{sid}/password", {"password": "another-long-pw-2"},
      "manage_staff", True),
+    ("end staff sessions", "POST", "/admin/staff/{sid}/sessions", {}, "manage_staff", True),
     ("API clients page", "GET", "/admin/api-clients", None, "manage_staff", False),
+    ("grant every storefront", "POST", "/admin/api-clients/{cid}/storefronts",
+     {"all_storefronts": "1"}, "manage_staff", True),
     ("create API client", "POST", "/admin/api-clients", {"name": "authz shop"}, "manage_staff", True),
     ("deactivate API client", "POST", "/admin/api-clients/{cid}/active", {"active": "0"},
      "manage_staff", True),
+    ("account page", "GET", "/account", None, "own_account", False),
+    ("change own password", "POST", "/account/password",
+     {"current": PASSWORD, "password": "my-new-long-pw-3"}, "own_account", True),
+    ("sign out everywhere", "POST", "/account/sign-out-everywhere", {}, "own_account", True),
 ]
 
 PAGES = [
@@ -86,6 +93,7 @@ def world(staff_factory, product_factory):
     out = product_factory("OUT-1", on_hand=0, threshold=2)
     alert = db.session.scalars(select(StockAlert).where(StockAlert.product_id == out.id)).one()
     target = staff_factory("viewer", email="target@example.com")
+    services.start_session(target.id, remember=False, user_agent=None, ip=None, now=now)
     client_row, _token = services.create_api_client("authz client", now=now)
     return {"pid": red.id, "hid": hold.id, "aid": alert.id, "sid": target.id, "cid": client_row.id}
 
@@ -102,9 +110,10 @@ def fingerprint() -> tuple:
              Product.is_active, order=Product.id),
         rows(Reservation.id, Reservation.status, Reservation.expires_at, order=Reservation.id),
         rows(StockAlert.id, StockAlert.status, order=StockAlert.id),
-        rows(StaffUser.id, StaffUser.role, StaffUser.is_active, StaffUser.session_version,
-             StaffUser.password_hash, order=StaffUser.id),
-        rows(ApiClient.id, ApiClient.is_active, order=ApiClient.id),
+        rows(StaffUser.id, StaffUser.role, StaffUser.is_active, StaffUser.password_hash,
+             order=StaffUser.id),
+        rows(StaffSession.id, order=StaffSession.id),
+        rows(ApiClient.id, ApiClient.is_active, ApiClient.all_storefronts, order=ApiClient.id),
         db.session.scalar(select(func.count()).select_from(JobRun)),
         db.session.scalar(select(func.count()).select_from(StockMovement)),
     )
@@ -150,7 +159,8 @@ def test_role_action(client, staff_factory, world, role, action):
         assert fingerprint() == before, f"a refused {action[0]} by {role} changed something"
 
 
-@pytest.mark.parametrize("action", [a for a in ACTIONS if a[1] == "POST"], ids=lambda a: a[0])
+@pytest.mark.parametrize("action", [a for a in ACTIONS if a[1] == "POST"
+                                    and "viewer" not in PERMISSIONS[a[4]]], ids=lambda a: a[0])
 def test_forbidden_htmx_action_is_403_with_a_toast_and_no_swap(client, staff_factory, world, action):
     login(client, staff_factory("viewer", email="actor-viewer@example.com"))
     before = fingerprint()

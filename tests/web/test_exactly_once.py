@@ -32,7 +32,7 @@ def snapshot() -> tuple:
     """Everything a staff form can change, in one comparable value."""
     queries = [
         "SELECT count(*) FROM stock_movements",
-        "SELECT count(*), sum(session_version) FROM staff_users",
+        "SELECT count(*) FROM staff_users",
         "SELECT count(*), sum(CASE WHEN is_active THEN 1 ELSE 0 END) FROM api_clients",
         "SELECT sum(CASE WHEN is_active THEN 1 ELSE 0 END) FROM staff_users",
         "SELECT sum(low_stock_threshold), sum(on_hand), sum(reserved) FROM products",
@@ -42,8 +42,8 @@ def snapshot() -> tuple:
         "SELECT count(*) FROM stock_alerts WHERE status = 'acknowledged'",
         "SELECT count(*) FROM stock_alerts WHERE status = 'resolved'",
     ]
-    roles = tuple(db.session.scalars(select(text("role")).select_from(text("staff_users"))
-                                     .order_by(text("id"))))
+    roles = tuple(db.session.execute(select(text("role"), text("password_hash"))
+                                     .select_from(text("staff_users")).order_by(text("id"))))
     found = tuple(tuple(db.session.execute(text(q)).one()) for q in queries)
     db.session.commit()
     return found + (roles,)

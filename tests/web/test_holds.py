@@ -61,7 +61,7 @@ def test_empty_console_says_what_to_do(support):
 
 def test_hold_shows_owner_and_api_client_name(support, product_factory, clock, now):
     client, _token = services.create_api_client("Web shop EU", now=now)
-    order_id = make_order(clock, {})
+    order_id = make_order(clock, {}, storefront=client.id)
     _hold(product_factory(sku="TEE-1"), clock,
           Owner(order_id=order_id, customer_id=77, session_key="abc123"), actor=Actor.api(client))
     page = support.get("/holds").get_data(as_text=True)
@@ -78,7 +78,7 @@ def test_stuck_filter_lists_each_stuck_hold_with_why(support, product_factory, c
     other = product_factory(sku="LAMP-2")
     cart_id = make_cart(clock, {other.id: 1})  # the cart no longer has LAMP-1
     dropped = _hold(product, clock, Owner(cart_id=cart_id))
-    old = _hold(product, clock, made_ago=timedelta(hours=2), ttl=4 * 3600)
+    old = _hold(product, clock, made_ago=timedelta(minutes=70), ttl=2 * 3600)
 
     page = support.get("/holds?filter=stuck", headers=HX).get_data(as_text=True)
     shown = set(map(int, re.findall(r'id="hold-(\d+)"', page)))
@@ -178,8 +178,8 @@ def test_second_staff_releasing_the_same_hold_is_told_who_and_when(
     late = second.post(f"/holds/{hold.id}/release", data={"reason": "also me"}, headers=HX)
     assert late.status_code == 409
     body = late.get_data(as_text=True)
-    assert "already released by first@example.com at" in body
-    assert "already released by first@example.com" in late.headers["HX-Trigger"]
+    assert "already released by staff at" in body
+    assert "already released by staff" in late.headers["HX-Trigger"]
     releases = db.session.scalar(
         select(func.count()).select_from(StockMovement).where(StockMovement.kind == "release"))
     assert releases == 1
@@ -208,9 +208,8 @@ def test_two_staff_racing_to_release_one_hold_release_it_once(
         thread.join(timeout=30)
     codes = sorted(r.status_code for r in answers.values())
     assert codes == [200, 409]
-    winner = next(email for email, r in answers.items() if r.status_code == 200)
     loser = next(r for r in answers.values() if r.status_code == 409)
-    assert f"already released by {winner} at" in loser.get_data(as_text=True)
+    assert "already released by staff at" in loser.get_data(as_text=True)
     assert db.session.get(Product, product.id).reserved == 0
     assert services.check() == []
 
@@ -316,4 +315,4 @@ def test_plain_form_row_actions_answer_with_full_pages(support, product_factory,
     assert done.status_code == 302
     again = support.post(f"/holds/{hold.id}/release", data={"reason": "gone"})
     assert again.status_code == 409 and b"<html" in again.data
-    assert "already released by support@example.com" in again.get_data(as_text=True)
+    assert "already released by staff" in again.get_data(as_text=True)
