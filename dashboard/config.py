@@ -73,7 +73,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
         "SESSION_MAX_HOURS": _whole(env, "SESSION_MAX_HOURS", 12, 1, 30 * 24),
         "REMEMBER_DAYS": _whole(env, "REMEMBER_DAYS", 14, 1, 365),
         # Largest request body (the stock count import is the biggest), in megabytes.
-        "MAX_UPLOAD_MB": _whole(env, "MAX_UPLOAD_MB", 8, 1, 1024),
+        "MAX_UPLOAD_MB": _whole(env, "MAX_UPLOAD_MB", 32, 1, 1024),  # a 100k-row product CSV
         # Cookies only over HTTPS unless COOKIE_SECURE=0 (the local `make run` over plain HTTP).
         "COOKIE_SECURE": _flag(env, "COOKIE_SECURE", True),
         "DISPLAY_TIMEZONE": _time_zone(env, "DISPLAY_TIMEZONE", "UTC"),

@@ -10,7 +10,8 @@ from decimal import Decimal, InvalidOperation
 from . import limits
 from .errors import InvalidInput
 
-MAX_SKU = 100
+MAX_SKU = limits.MAX_SKU
+
 MAX_NAME = 200
 MAX_CATEGORY = 100
 MAX_SUPPLIER = 200
@@ -48,14 +49,12 @@ def _one_line(text: str) -> str:
 
 
 def sku(value) -> str:
-    text = _text(value, "SKU")
-    if not text:
-        raise FieldError("SKU is empty")
-    if len(text) > MAX_SKU:
-        raise FieldError(f"SKU must be at most {MAX_SKU} characters")
-    if not text.isprintable():
-        raise FieldError("SKU must not contain control characters")
-    return text
+    """The one SKU rule of the shop (limits.sku_text: printable, no text-direction
+    characters, no `.`/`..` segment, at most 100), as a field error."""
+    try:
+        return limits.sku_text(_text(value, "SKU"))
+    except InvalidInput as error:
+        raise FieldError(error.message) from None
 
 
 def name(value) -> str:

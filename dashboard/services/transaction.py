@@ -74,9 +74,13 @@ def _commit() -> None:
 
 def is_disconnect(error: BaseException) -> bool:
     """The database could not be reached or dropped the connection (not a refusal of it)."""
-    if isinstance(error, (OperationalError, InterfaceError)):
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if isinstance(error, OperationalError) and type(error.orig).__module__ == "sqlite3":
+        # SQLite says OperationalError for mistakes in SQL too ("no such column"): only a
+        # file it cannot open or a lock it cannot get is the database being unavailable.
+        return any(words in str(error.orig) for words in ("unable to open", "locked"))
+    return isinstance(error, (OperationalError, InterfaceError))
 
 
 def in_unit_of_work() -> bool:

@@ -1,7 +1,7 @@
 """A staff member's own account: their password and their signed-in devices."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, session, url_for
 from flask_login import current_user
 
 from .. import services
@@ -9,12 +9,13 @@ from ..services.errors import InvalidInput
 from . import login
 from .access import require
 from .forms import OwnPasswordForm
+from .once import applies_once
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 def _page(form: OwnPasswordForm, status: int = 200):
-    return render_template("account/index.html", form=form), status
+    return make_response(render_template("account/index.html", form=form), status)
 
 
 @bp.get("")
@@ -25,6 +26,7 @@ def index():
 
 @bp.post("/password")
 @require("own_account")
+@applies_once
 def change_password():
     form = OwnPasswordForm()
     if not form.validate():

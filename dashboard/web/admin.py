@@ -193,6 +193,7 @@ def set_api_client_active(client_id: int):
 
 @bp.post("/api-clients/<id32:client_id>/storefronts")
 @require("manage_staff")
+@applies_once
 def set_api_client_storefronts(client_id: int):
     form = StorefrontsForm()
     if not form.validate():

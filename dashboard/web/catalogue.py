@@ -81,7 +81,7 @@ def new_product():
     return _saved(outcome, product)
 
 
-@bp.route("/products/<path:sku>/edit", methods=["GET", "POST"])
+@bp.route("/products/<sku:sku>/edit", methods=["GET", "POST"])
 @require("edit_stock")
 @applies_once
 def edit_product(sku: str):
@@ -104,7 +104,7 @@ def edit_product(sku: str):
     return _saved(outcome, saved)
 
 
-@bp.route("/products/<path:sku>/deactivate", methods=["GET", "POST"])
+@bp.route("/products/<sku:sku>/deactivate", methods=["GET", "POST"])
 @require("edit_stock")
 @applies_once
 def deactivate_product(sku: str):

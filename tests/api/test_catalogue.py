@@ -57,11 +57,12 @@ def test_put_refuses_wrong_values_per_field(api):
 def test_deactivating_through_sync_refuses_new_holds_and_keeps_existing_ones(
         api, product_factory, now):
     product_factory("MUG-1", on_hand=5)
-    hold = reserve("MUG-1", 2, Owner(session_key="s"), now=now)
+    hold = api.post("/reservations", {"sku": "MUG-1", "quantity": 2, "session_key": "s"})
+    assert hold.status_code == 201
     assert put(api, "MUG-1", {"is_active": False}).get_json()["is_active"] is False
     refused = api.post("/reservations", {"sku": "MUG-1", "quantity": 1, "session_key": "t"})
     assert refused.status_code == 404 and refused.get_json()["error"] == "inactive_sku"
-    assert api.get(f"/reservations/{hold.id}").get_json()["status"] == "active"
+    assert api.get(f"/reservations/{hold.get_json()['id']}").get_json()["status"] == "active"
 
 
 def test_batch_applies_all_or_nothing_and_lists_every_wrong_row(api):

@@ -12,7 +12,7 @@ from dashboard import create_app, services
 from dashboard.api import idempotency
 from dashboard.extensions import db
 from dashboard.models import IdempotencyKey, Reservation
-from dashboard.services import SYSTEM, Owner
+from dashboard.services import SYSTEM, Actor, Owner
 from dashboard.services.transaction import in_unit_of_work
 from tests.helpers.app import app_config
 from tests.helpers.records import make_cart, make_order
@@ -171,16 +171,17 @@ def test_an_unreachable_database_answers_503_json_with_retry_after(database_url)
 
 
 @pytest.mark.parametrize("key", [None, "k-count"])
-def test_no_api_call_runs_a_statement_after_its_commit(api, product_factory, key):
+def test_no_api_call_runs_a_statement_after_its_commit(api, shop, product_factory, key):
     now = datetime.now(timezone.utc)  # the holds must still be running when extended
     product_factory("TEE-1", on_hand=50)
     product_factory("CAP-1", on_hand=50)
-    hold = services.reserve("TEE-1", 1, Owner(session_key="a"), actor=SYSTEM, now=now)
-    other = services.reserve("TEE-1", 1, Owner(session_key="b"), actor=SYSTEM, now=now)
-    third = services.reserve("TEE-1", 1, Owner(session_key="c"), actor=SYSTEM, now=now)
-    cart = make_cart(now, {hold.product_id: 2})
-    order = make_order(now, {hold.product_id: 1})
-    services.reserve("TEE-1", 1, Owner(order_id=order), actor=SYSTEM, now=now)
+    storefront = Actor.api(shop[0])  # the shop's own holds, cart and order: in its scope
+    hold = services.reserve("TEE-1", 1, Owner(session_key="a"), actor=storefront, now=now)
+    other = services.reserve("TEE-1", 1, Owner(session_key="b"), actor=storefront, now=now)
+    third = services.reserve("TEE-1", 1, Owner(session_key="c"), actor=storefront, now=now)
+    cart = make_cart(now, {hold.product_id: 2}, storefront=shop[0].id)
+    order = make_order(now, {hold.product_id: 1}, storefront=shop[0].id)
+    services.reserve("TEE-1", 1, Owner(order_id=order), actor=storefront, now=now)
     db.session.commit()
     calls = [
         ("/reservations", body()), ("/reservations", body(quantity=999)),

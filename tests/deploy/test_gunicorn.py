@@ -63,7 +63,7 @@ def test_metrics_add_up_over_workers_and_logs_are_json_lines(database_url, tmp_p
         for family in text_string_to_metric_families(scrape.text):
             counted += [s.value for s in family.samples
                         if s.name == "stockroom_http_requests_total"
-                        and s.labels == {"method": "GET", "route": "/api/v1/products/<path:sku>",
+                        and s.labels == {"method": "GET", "route": "/api/v1/products/<sku:sku>",
                                          "status": "401"}]
     assert counted == [30.0] * 6 and len(served_by) == 6
 

@@ -68,7 +68,7 @@ def test_a_spoofed_forwarded_for_changes_nothing_without_trusted_proxies(app, st
 def test_sign_in_throttling_counts_each_client_behind_the_proxy(proxied, staff_factory):
     staff(staff_factory, "vera@example.com")
     client = proxied.test_client()
-    limit = proxied.config["LOGIN_MAX_FAILURES"]
+    limit = proxied.config["LOGIN_ADDRESS_MAX_FAILURES"]  # guesses at many accounts
     for i in range(limit):
         wrong = sign_in(client, f"guess{i}@example.com", forwarded("198.51.100.7"), "wrong")
         assert wrong.status_code == 401
@@ -79,7 +79,7 @@ def test_sign_in_throttling_counts_each_client_behind_the_proxy(proxied, staff_f
 
 def test_spoofing_forwarded_for_does_not_escape_the_throttle_without_trusted_proxies(app):
     client = app.test_client()
-    limit = app.config["LOGIN_MAX_FAILURES"]
+    limit = app.config["LOGIN_ADDRESS_MAX_FAILURES"]  # guesses at many accounts
     for i in range(limit):
         headers = forwarded(f"198.51.100.{i}")
         assert sign_in(client, f"guess{i}@example.com", headers, "wrong").status_code == 401

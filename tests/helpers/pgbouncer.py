@@ -49,6 +49,9 @@ max_client_conn = 2000
 default_pool_size = {pool_size}
 # Try a failed server login again at once (default: refuse clients for 15 s after one).
 server_login_retry = 0
+# A client waiting for a server connection fails after 10 s (default 120 s), as deploy/'s
+# does after 15: an unreachable database shows up as errors, not as stalled jobs.
+query_wait_timeout = 10
 """)
     # PgBouncer refuses to run as root; it drops to `postgres`, which must read these files.
     directory.chmod(0o755)

@@ -45,14 +45,20 @@ class StaffClient(FlaskClient):
 def login(client, user, *, remember: bool = False) -> str:
     """Sign `user` in on this test client: a real session row, its id written into the
     Flask-Login session directly (no password hashing, no throttle). Returns the id."""
-    from dashboard.services import start_session
-
-    token = start_session(user.id, remember=remember, user_agent="test", ip="127.0.0.1",
-                          now=datetime.now(timezone.utc))
+    token = session_for(user, remember=remember)
     with client.session_transaction() as session:
         session["_user_id"] = token
         session["_fresh"] = True
     return token
+
+
+def session_for(user, *, remember: bool = False) -> str:
+    """A real signed-in session of `user` (its row committed); returns the id a cookie holds,
+    for clients in other threads or apps."""
+    from dashboard.services import start_session
+
+    return start_session(user.id, remember=remember, user_agent="test", ip="127.0.0.1",
+                         now=datetime.now(timezone.utc))
 
 
 def new_client(app) -> StaffClient:

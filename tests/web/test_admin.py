@@ -46,7 +46,7 @@ def test_create_staff(admin):
 @pytest.mark.parametrize("change", [
     {"email": ""}, {"email": "not-an-email"}, {"email": "x@" + "y" * 260 + ".com"},
     {"role": "superuser"}, {"password": "short"}, {"password": ""},
-    {"name": "<script>" * 30}, {"name": "tab\x00null"},
+    {"name": "<script>" * 30},  # NUL: 400 before any view (test_bad_requests)
 ])
 def test_create_staff_refuses_bad_input(admin, change):
     response = admin.post("/admin/staff", data={**NEW, **change}, headers=HX)
@@ -132,7 +132,7 @@ def test_api_token_is_shown_once_and_never_again(admin):
     assert "Web shop EU" in later and token not in later and token[:10] in later
 
 
-@pytest.mark.parametrize("name", ["", "   ", "n" * 101, "nul\x00"])
+@pytest.mark.parametrize("name", ["", "   ", "n" * 101])
 def test_api_client_name_is_required_and_bounded(admin, name):
     response = admin.post("/admin/api-clients", data={"name": name}, headers=HX)
     assert response.status_code == 422 and "sr_" not in response.get_data(as_text=True)

@@ -258,7 +258,6 @@ def test_sign_out_is_post_only(client, staff_factory):
 
 
 @pytest.mark.parametrize("email, password", [
-    ("vera@example.com\x00", "correct-horse-1"),
     ("<script>alert(1)</script>", "correct-horse-1"),
     ("x" * 300 + "@example.com", "correct-horse-1"),
     ("vera@example.com", "p" * 2000),

@@ -109,7 +109,7 @@ def test_a_body_over_the_limit_is_413_saying_the_limit(app, client):
 
 
 def test_the_default_body_limit_fits_the_import(app):
-    assert app.config["MAX_CONTENT_LENGTH"] == 8 * 1024 * 1024
+    assert app.config["MAX_CONTENT_LENGTH"] == 32 * 1024 * 1024
     assert app.config["MAX_FORM_MEMORY_SIZE"] >= 2_000_000
 
 

@@ -21,7 +21,7 @@ from dashboard.services.transaction import in_unit_of_work
 from tests.api.test_concurrency import race
 from tests.helpers.app import app_config
 from tests.helpers.statements import statements
-from tests.helpers.web import HX, new_client
+from tests.helpers.web import HX, new_client, session_for
 
 
 def token() -> str:
@@ -172,7 +172,7 @@ def test_a_form_without_its_token_is_refused_when_tokens_are_required(app, clien
 def test_concurrent_submits_of_one_token_apply_once(requires_postgres, app, staff_factory,
                                                     product_factory):
     red = product_factory("RED-1", on_hand=10)
-    user_id = staff_factory("merchandiser").get_id()  # read here: the threads have own sessions
+    user_id = session_for(staff_factory("merchandiser"))  # here: the threads have own sessions
     product_id = red.id
     db.session.commit()
     submit = {"delta": "2", "reason": "double click", "submit_token": token()}
@@ -214,7 +214,7 @@ def test_an_unreachable_database_answers_a_503_page_that_needs_no_database(datab
     closed = _closed_app(database_url)
     client = closed.test_client()
     with client.session_transaction() as session:
-        session["_user_id"], session["_fresh"] = "1:0", True  # a signed-in staff member
+        session["_user_id"], session["_fresh"] = token(), True  # a signed-in device's session id
     page = client.get("/stock")
     assert page.status_code == 503 and page.headers["Retry-After"]
     assert "Database unavailable" in page.get_data(as_text=True)
@@ -260,7 +260,7 @@ def test_a_commit_lost_on_the_way_says_it_may_or_may_not_have_been_applied(
 def test_a_rollback_failing_in_teardown_does_not_replace_the_answer(
         requires_postgres, database_url, staff_factory, product_factory):
     product_factory("RED-1", on_hand=10)
-    user_id = staff_factory("viewer").get_id()
+    user_id = session_for(staff_factory("viewer"))
     db.session.commit()
     own = create_app(app_config(database_url))  # its own app context: teardown runs per request
     killer = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
@@ -323,6 +323,8 @@ def test_submissions_older_than_a_day_are_pruned(client_for, product_factory):
 NO_TOKEN = {
     "auth.sign_in": "changes no stock; throttled and answered by itself",
     "auth.sign_out": "ending a session twice is the same as once",
+    "account.sign_out_everywhere": "ending sessions twice is the same as once",
+    "admin.end_sessions": "ending sessions twice is the same as once",
     "stock.import_counts": "its check changes nothing; its apply step is @applies_once",
     "catalogue.check_import": "a dry run: changes nothing",
     "jobs.run": "a job is idempotent and commits in batches; running it twice is harmless",
