@@ -31,6 +31,9 @@ graceful_timeout = 25  # on SIGTERM, requests in progress get this long (systemd
 # A connection gives its slot back once its answer is sent (with worker_connections =
 # threads there is no slot to keep it alive in); nginx keeps the clients' connections.
 keepalive = 0
+# The longest request line gunicorn allows (nginx's default header buffers are 8 KB too); a
+# longer one is a 414 before the app (documented on GET /api/v1/products).
+limit_request_line = 8190
 max_requests, max_requests_jitter = 10_000, 1_000  # recycle workers, staggered
 # gunicornc's socket is one path per user: several gunicorns on a host would take it from
 # each other. Signals (HUP, TTIN, TTOU, TERM) do the same work.

@@ -110,6 +110,9 @@ def add_to(paths: dict, schemas: dict) -> None:
         "responses": {
             "200": _ok("one page", _ref("schemas", "CataloguePage")),
             "401": _ref("responses", "Unauthorized"),
+            "414": {"description": "a request line over 8,190 bytes, refused by the HTTP"
+                                   " server (gunicorn or the proxy) before the API sees it",
+                    "content": {"text/html": {"schema": {"type": "string"}}}},
             "422": _error("invalid (with `fields`): a wrong time, cursor or limit"),
         },
     }}

@@ -2,8 +2,10 @@
 
 Runs every check (`--checks all`) in all four phases (examples, coverage, fuzzing, stateful
 via the document's links), with a bounded number of examples so it stays well under three
-minutes. One check is configured, none excluded:
+minutes. Two checks are configured, none excluded:
 
+- negative_data_rejection also counts gunicorn's 414 (a request line over
+  gunicorn.conf.py's limit_request_line) as a rejection; GET /products documents it.
 - positive_data_acceptance also accepts 422. The API answers 422 for requests that are
   schema-valid but refused on facts the schema cannot express, as SPEC §7 requires:
   `extend_beyond_cap` (the cap depends on when the hold was made), an owner `cart_id` /
@@ -37,6 +39,11 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
     config.write_text(textwrap.dedent(f"""
         [checks.positive_data_acceptance]
         expected-statuses = ["2xx", "401", "404", "409", "422"]
+
+        # A query string too long for the request line is refused by gunicorn (414).
+        [checks.negative_data_rejection]
+        expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "414", "415",
+                             "422", "428", "429"]
 
         # Give the cart and order calls real records to work on (ids are otherwise random).
         [[operations]]
