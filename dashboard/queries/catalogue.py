@@ -45,10 +45,22 @@ def categories() -> list[str]:
         .group_by(Product.category).order_by(Product.category).limit(MAX_CATEGORIES)))
 
 
+def same_gtin(code: str) -> list[str]:
+    """The ways a barcode may be stored for the GTIN `code` names: one GTIN written with 8,
+    12, 13 or 14 digits differs only in leading zeros (a UPC-A 036000291452 is the EAN-13
+    0036000291452), so a scanner that reads one finds a product filed under another."""
+    if not (code.isascii() and code.isdigit() and len(code) in (8, 12, 13, 14)):
+        return [code]
+    digits = code.lstrip("0")
+    return sorted({code} | {digits.zfill(length) for length in (8, 12, 13, 14)
+                             if len(digits) <= length})
+
+
 def product_for_code(code: str) -> str | None:
-    """The SKU of the product whose barcode or SKU is exactly `code` (a scan), else None."""
+    """The SKU of the product whose SKU is exactly `code`, or whose barcode is the same GTIN
+    (a scan), else None."""
     found = db.session.scalars(
-        select(Product.sku).where(or_(Product.barcode == code, Product.sku == code))
+        select(Product.sku).where(or_(Product.barcode.in_(same_gtin(code)), Product.sku == code))
         .order_by((Product.sku == code).desc()).limit(1)).first()
     return found
 

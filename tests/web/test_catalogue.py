@@ -146,6 +146,17 @@ def test_scan_to_find_opens_the_product_of_an_exact_barcode_or_sku(client, merch
     assert client.get("/stock?q=400638133393&scan=1").status_code == 200
 
 
+def test_scan_to_find_matches_a_barcode_written_with_other_leading_zeros(client, merchandiser):
+    """A UPC-A on file, the scanner reads EAN-13 (and the other way round)."""
+    client.post("/products/new", data={"sku": "CAN-1", "name": "Can", "price": "1",
+                                       "barcode": "036000291452", "low_stock_threshold": "1"})
+    client.post("/products/new", data={"sku": "BOX-1", "name": "Box", "price": "1",
+                                       "barcode": "0012345678905", "low_stock_threshold": "1"})
+    assert client.get("/stock?q=0036000291452&scan=1").headers["Location"] == "/products/CAN-1"
+    assert client.get("/stock?q=012345678905&scan=1").headers["Location"] == "/products/BOX-1"
+    assert client.get("/stock?q=36000291452&scan=1").status_code == 200  # 11 digits: no GTIN
+
+
 def test_without_htmx_the_apply_form_asks_for_the_checked_file_again(client, merchandiser):
     data = b"sku,name\nA,Mug\n"
     page = client.post("/stock/products-import", content_type="multipart/form-data",
