@@ -135,7 +135,10 @@ def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(
 
     def kill_before_the_commit(connection):  # the engine's commit event: COMMIT comes next
         if in_unit_of_work():
-            pid = connection.connection.dbapi_connection.info.backend_pid
+            # The server's own pid, asked in the transaction: through PgBouncer the
+            # connection's backend_pid is the pooler's, not the server's.
+            pid = connection.connection.dbapi_connection.execute(
+                "SELECT pg_backend_pid()").fetchone()[0]
             with killer.connect() as conn:
                 conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
 
