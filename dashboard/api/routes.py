@@ -12,13 +12,13 @@ from .. import services
 from ..extensions import db
 from ..models import Order, Product, Reservation
 from ..observability.metrics import reserve_outcome
+from ..services import limits
 from ..services.errors import NotFound, StockroomError, UnknownProduct
 from ..services.transaction import unit_of_work
 from . import bp, idempotency, schemas
 from .body import read_json
 from .errors import ApiError, iso, refusal
 
-MAX_SKU = 100
 
 
 def post(rule: str, body: schemas.Body):
@@ -116,10 +116,10 @@ def ping():
 @bp.get("/products/<sku:sku>")
 def product(sku: str):
     found = None
-    if len(sku) <= MAX_SKU and "\x00" not in sku:
+    if len(sku) <= limits.MAX_SKU and "\x00" not in sku:
         found = db.session.scalars(select(Product).where(Product.sku == sku)).first()
     if found is None:
-        raise UnknownProduct(f"no product with SKU {sku[:MAX_SKU]}")
+        raise UnknownProduct(f"no product with SKU {sku[:limits.MAX_SKU]}")
     return {
         "sku": found.sku, "name": found.name, "on_hand": found.on_hand,
         "reserved": found.reserved, "available": found.available,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, abort, flash, make_response, redirect, request, url_for
+from flask import Blueprint, Response, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from ..queries.catalogue import categories, export_rows
-from ..queries.products import active_holds, product_by_sku
+from ..queries.products import active_holds
 from ..services import Actor
 from ..services.catalogue import upsert_product
 from ..services.catalogue_csv import write
@@ -20,6 +20,7 @@ from .access import require
 from .forms import first_error
 from .htmx import is_htmx, page, refusal
 from .once import applies_once
+from .products import product_or_404
 from .product_forms import ApplyProductImportForm, DeactivateForm, ProductForm, ProductImportForm
 
 bp = Blueprint("catalogue", __name__)
@@ -30,13 +31,6 @@ SHOWN_ROWS = 500
 
 def _actor_now():
     return Actor.staff(current_user), datetime.now(timezone.utc)
-
-
-def _product_or_404(sku: str):
-    product = product_by_sku(sku) if len(sku) <= 100 and sku.isprintable() else None
-    if product is None:
-        abort(404, description="No product has that SKU.")
-    return product
 
 
 def _field_errors(form, error: StockroomError) -> None:
@@ -85,7 +79,7 @@ def new_product():
 @require("edit_stock")
 @applies_once
 def edit_product(sku: str):
-    product = _product_or_404(sku)
+    product = product_or_404(sku)
     if request.method == "GET":
         form = ProductForm(formdata=None, obj=product)
         return _form_page(form=form, product=product)
@@ -108,7 +102,7 @@ def edit_product(sku: str):
 @require("edit_stock")
 @applies_once
 def deactivate_product(sku: str):
-    product = _product_or_404(sku)
+    product = product_or_404(sku)
     holds = active_holds(product.id).count
     form = DeactivateForm()
     if request.method == "GET" or not form.validate_on_submit():

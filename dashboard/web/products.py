@@ -12,6 +12,7 @@ from ..models import Product
 from ..queries.params import whole_number_or_none
 from ..queries.products import active_holds, alert_history, ledger_page, product_by_sku, recent_levels
 from ..queries.stock import unresolved_alert
+from ..services import limits
 from ..services.alerts import level_of
 from ..services.errors import StockroomError
 from .access import require
@@ -22,11 +23,9 @@ from .once import applies_once
 
 bp = Blueprint("products", __name__)
 
-MAX_SKU = 100
-
-
-def _product_or_404(sku: str) -> Product:
-    if len(sku) > MAX_SKU or not sku.isprintable():
+def product_or_404(sku: str) -> Product:
+    """The product a page's SKU names, or a 404 (the product and catalogue pages)."""
+    if len(sku) > limits.MAX_SKU or not sku.isprintable():
         abort(404, description="No product has that SKU.")  # not worth a statement, nor an echo
     product = product_by_sku(sku)
     if product is None:
@@ -53,7 +52,7 @@ def _page_context(product: Product, now: datetime, **extra) -> dict:
 @bp.get("/products/<sku:sku>")
 @login_required
 def show(sku: str):
-    product = _product_or_404(sku)
+    product = product_or_404(sku)
     now = datetime.now(timezone.utc)
     return page("products/show.html", "products/_ledger.html", **_page_context(product, now))
 
@@ -62,7 +61,7 @@ def show(sku: str):
 @require("edit_stock")
 @applies_once
 def settings(sku: str):
-    product = _product_or_404(sku)
+    product = product_or_404(sku)
     now = datetime.now(timezone.utc)
     form = ProductSettingsForm()
     if not form.validate_on_submit():
