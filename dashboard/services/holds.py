@@ -16,7 +16,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import Cart, Product, Reservation
-from . import limits
+from . import holds_pg, limits
 from .actor import SYSTEM, Actor
 from .alerts import evaluate_all, evaluate_product, level_of
 from .errors import (
@@ -28,6 +28,7 @@ from .errors import (
     ReservationNotActive,
 )
 from .expiry import expire_claimed, overdue
+from .holds_pg import StockChange
 from .ledger import Move, apply_deltas, lock_products, record
 from .owners import Owner, checked_owner
 from .products import sellable_product
@@ -55,7 +56,7 @@ _INSERT_HOLD = insert(Reservation.__table__).returning(Reservation.__table__.c.i
 
 
 def _take(quantity: int, now: datetime, product_id: int | None = None,
-          sku: str | None = None):
+          sku: str | None = None) -> StockChange | None:
     """The one conditional UPDATE that makes overselling impossible (SPEC §3).
 
     By id, or by SKU so the storefront's usual call finds and holds in one round trip.
@@ -63,9 +64,14 @@ def _take(quantity: int, now: datetime, product_id: int | None = None,
     statement = _TAKE_BY_ID if product_id is not None else _TAKE_BY_SKU
     key = product_id if product_id is not None else sku
     # Straight to the connection: no ORM object is involved.
-    return db.session.connection().execute(
+    row = db.session.connection().execute(
         statement, {"key": key, "quantity": quantity, "now": now}
     ).first()
+    if row is None:
+        return None
+    pid, on_hand, reserved, threshold, is_active, muted = row
+    return StockChange(pid, on_hand, reserved - quantity, on_hand, reserved, threshold,
+                       is_active, muted)
 
 
 @transactional
@@ -80,22 +86,38 @@ def reserve(
 ) -> Reservation:
     """Hold `quantity` units for `owner` until now + ttl, or refuse with what is available.
 
-    The fast path (a SKU whose units are free) is three statements: take, insert the hold,
-    write its ledger line. bench/reserve.py holds it to bare SQL's pace: add none.
+    The fast path (a product whose units are free) is one statement on PostgreSQL (the take,
+    the hold and its ledger line: `holds_pg`) and three on SQLite. bench/reserve.py holds it
+    to the pace of that one statement under pgbench: add none.
     """
     quantity = limits.require_whole_number(quantity, "quantity", 1, limits.MAX_HOLD_QUANTITY)
     ttl = limits.ttl_seconds(ttl_seconds)
     owner = checked_owner(owner, actor)
     by_sku = isinstance(product, str) and "\x00" not in product
-    after = _take(quantity, now, sku=product.strip()) if by_sku else None
-    gave_back = False
-    if after is None:
-        after, gave_back = _take_slowly(product, quantity, now, sku_tried=by_sku)
-    hold = _insert_hold(after[0], quantity, owner, ttl, actor, now)
+    by_id = (isinstance(product, int) and not isinstance(product, bool)
+             and 0 < product <= limits.MAX_ID)
+    reason = f"held for {owner.describe()}"
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql" and (by_sku or by_id or isinstance(product, Product)):
+        key = product.strip() if by_sku else product if by_id else product.id
+        done = holds_pg.reserve(by_sku, key, quantity, owner, now + timedelta(seconds=ttl),
+                                reason, actor, now)
+        if done is not None:
+            hold_id, change = done
+            hold = _hold_object(hold_id, change.product_id, quantity, owner, ttl, actor, now)
+            _evaluate(change, now)
+            return hold
+        after, gave_back = _take_slowly(product, quantity, now, taken_tried=True)
+    else:
+        after = _take(quantity, now, sku=product.strip()) if by_sku else None
+        gave_back = False
+        if after is None:
+            after, gave_back = _take_slowly(product, quantity, now, taken_tried=by_sku)
+    hold = _insert_hold(after.product_id, quantity, owner, ttl, actor, now)
     record(
         [Move(hold.product_id, "reserve", reserved_delta=quantity, reservation_id=hold.id,
-              order_id=owner.order_id, reason=f"held for {owner.describe()}",
-              on_hand_after=after[1], reserved_after=after[2])],
+              order_id=owner.order_id, reason=reason,
+              on_hand_after=after.on_hand, reserved_after=after.reserved)],
         actor, now,
     )
     if gave_back:  # the level may have moved either way since the transaction began
@@ -105,14 +127,14 @@ def reserve(
     return hold
 
 
-def _take_slowly(product: Product | str | int, quantity: int, now: datetime, sku_tried: bool):
+def _take_slowly(product: Product | str | int, quantity: int, now: datetime, taken_tried: bool):
     """The slow path: say why the product cannot be held (unknown, inactive), take it by id,
     or give back its overdue holds first (lazy expiry); else refuse with what is available.
 
     Returns the taken row and whether overdue holds were given back (the caller then
     evaluates the product's alert once, for the net change)."""
     found = sellable_product(product)
-    after = None if sku_tried else _take(quantity, now, product_id=found.id)
+    after = None if taken_tried else _take(quantity, now, product_id=found.id)
     if after is not None:
         return after, False
     # A hold another transaction is ending is skipped, never waited for: that one may be
@@ -143,29 +165,45 @@ def _take_slowly(product: Product | str | int, quantity: int, now: datetime, sku
 
 def _insert_hold(product_id: int, quantity: int, owner: Owner, ttl: int, actor: Actor,
                  now: datetime) -> Reservation:
-    values = dict(
+    # A Core INSERT ... RETURNING id, then the object we already know is attached to the
+    # session as persistent: no unit-of-work flush, no ORM result processing, no re-read.
+    hold_id = db.session.connection().execute(
+        _INSERT_HOLD, _hold_values(product_id, quantity, owner, ttl, actor, now)).scalar_one()
+    return _hold_object(hold_id, product_id, quantity, owner, ttl, actor, now)
+
+
+def _hold_values(product_id: int, quantity: int, owner: Owner, ttl: int, actor: Actor,
+                 now: datetime) -> dict:
+    return dict(
         product_id=product_id, quantity=quantity, status="active", created_at=now,
         expires_at=now + timedelta(seconds=ttl), created_by_api_client_id=actor.api_client_id,
         session_key=owner.session_key, customer_id=owner.customer_id, cart_id=owner.cart_id,
         order_id=owner.order_id,
     )
-    # A Core INSERT ... RETURNING id, then the object we already know is attached to the
-    # session as persistent: no unit-of-work flush, no ORM result processing, no re-read.
-    hold = Reservation(id=db.session.connection().execute(_INSERT_HOLD, values).scalar_one(),
-                       ended_at=None, ended_by_staff_id=None, ended_by_api_client_id=None,
-                       end_reason=None, **values)
+
+
+def _hold_object(hold_id: int, product_id: int, quantity: int, owner: Owner, ttl: int,
+                 actor: Actor, now: datetime) -> Reservation:
+    """The hold just inserted, as a persistent object built from what we sent."""
+    hold = Reservation(id=hold_id, ended_at=None, ended_by_staff_id=None,
+                       ended_by_api_client_id=None, end_reason=None,
+                       **_hold_values(product_id, quantity, owner, ttl, actor, now))
     make_transient_to_detached(hold)
     db.session.add(hold)
     return hold
 
 
-def _evaluate(after, now: datetime) -> None:
-    product_id, on_hand, reserved, threshold, is_active, muted = after
-    # A hold only lowers `available`: a product still above its threshold was above it
-    # before too, so it has no alert to raise or change (unless muted, to re-arm it).
-    # Changes made outside the app are caught by the scheduled evaluation.
-    if muted or level_of(on_hand - reserved, threshold, is_active) is not None:
-        evaluate_product(product_id, on_hand, reserved, threshold, is_active, muted, now)
+def _evaluate(change: StockChange, now: datetime) -> None:
+    """Evaluate the alert of one product a hold just changed, only if it can be wrong now.
+
+    Above its threshold before and after (and not muted, which needs re-arming) a product
+    has no alert to raise, change or resolve. Changes made outside the app are caught by
+    the scheduled evaluation."""
+    if (change.muted
+            or level_of(change.available, change.threshold, change.is_active) is not None
+            or level_of(change.available_before, change.threshold, change.is_active) is not None):
+        evaluate_product(change.product_id, change.on_hand, change.reserved, change.threshold,
+                         change.is_active, change.muted, now)
 
 
 @transactional
@@ -283,9 +321,7 @@ def end_holds(holds: list[Reservation], status: str, kind: str, reason: str, act
 def release(reservation_id: int, *, actor: Actor, reason: str, now: datetime) -> Reservation:
     """Give a hold's units back. Releasing an ended hold changes nothing and says why."""
     reason = limits.reason_text(reason)
-    hold = _active_hold(reservation_id, actor)
-    end_holds([hold], "released", "release", reason, actor, now)
-    return hold
+    return _end_one(reservation_id, "released", "release", reason, actor, now)
 
 
 @dataclass
@@ -331,6 +367,14 @@ def extend(
         raise InvalidInput("the new expiry must be a date and time with a time zone",
                            field="until")
     limits.reason_text(reason, required=False)
+    if db.session.connection().dialect.name == "postgresql":
+        reservation_id = limits.require_whole_number(
+            reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
+        hold = holds_pg.extend(reservation_id, until, current_app.config["HOLD_EXTEND_CAP"],
+                               actor, now)
+        if hold is not None:
+            return hold
+    # Not extended in one statement: the checks below say which rule refused it.
     hold = _active_hold(reservation_id, actor)
     cap = hold.created_at + timedelta(seconds=current_app.config["HOLD_EXTEND_CAP"])
     if until <= now or until <= hold.expires_at:
@@ -353,6 +397,22 @@ def commit(reservation_id: int, *, actor: Actor, now: datetime, reason: str | No
            ) -> Reservation:
     """The held units leave the shop: on_hand and reserved both fall by the quantity."""
     reason = limits.reason_text(reason, required=False)
+    return _end_one(reservation_id, "committed", "commit", reason or "sold", actor, now,
+                    consume=True)
+
+
+def _end_one(reservation_id: int, status: str, kind: str, reason: str, actor: Actor,
+             now: datetime, consume: bool = False) -> Reservation:
+    """End one hold: one statement on PostgreSQL (`holds_pg`) when it is active and the
+    actor's; otherwise, and on SQLite, `end_holds` after `_active_hold` says why not."""
+    reservation_id = limits.require_whole_number(
+        reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
+    if db.session.connection().dialect.name == "postgresql":
+        done = holds_pg.end(reservation_id, consume, status, kind, reason, actor, now)
+        if done is not None:
+            hold, change = done
+            _evaluate(change, now)
+            return hold
     hold = _active_hold(reservation_id, actor)
-    end_holds([hold], "committed", "commit", reason or "sold", actor, now, consume=True)
+    end_holds([hold], status, kind, reason, actor, now, consume=consume)
     return hold

@@ -1,4 +1,6 @@
-"""The statements `reserve` sends: the tuned fast path stays three, the slow path says why."""
+"""The statements the storefront's calls send: ONE on PostgreSQL for reserve, release,
+commit and extend of a free product / an active hold (issue 12), the tuned few on SQLite;
+the slow path says why."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -32,21 +34,49 @@ def statements():
         event.remove(engine, "before_cursor_execute", seen)
 
 
-def test_reserving_by_sku_with_units_free_is_three_statements(product_factory, now):
+def test_reserving_by_sku_with_units_free_is_one_statement(is_postgres, product_factory, now):
     product = product_factory(on_hand=100, threshold=2)
     sku, product_id = product.sku, product.id  # read now: the commits below expire `product`
     services.reserve(sku, 1, SESSION, now=now)  # the connection is warm
     with statements() as sent:
         services.reserve(sku, 1, SESSION, now=now)
-    assert sent == ["UPDATE", "INSERT", "INSERT"]  # take, the hold, its ledger line
+    # PostgreSQL: take, hold and ledger line in one CTE; SQLite: the three of them.
+    assert sent == (["WITH"] if is_postgres else ["UPDATE", "INSERT", "INSERT"])
     assert counters(product_id) == (100, 2)
 
 
-def test_reserving_by_id_first_finds_the_product(product_factory, now):
+def test_reserving_by_id_is_one_statement_on_postgres(is_postgres, product_factory, now):
     product_id = product_factory(on_hand=100, threshold=2).id
     with statements() as sent:
         services.reserve(product_id, 1, SESSION, now=now)
-    assert sent == ["SELECT", "UPDATE", "INSERT", "INSERT"]
+    assert sent == (["WITH"] if is_postgres else ["SELECT", "UPDATE", "INSERT", "INSERT"])
+
+
+def test_release_commit_and_extend_of_an_active_hold_are_one_statement_on_postgres(
+    is_postgres, product_factory, now
+):
+    product = product_factory(on_hand=100, threshold=2)
+    sku, product_id = product.sku, product.id
+    released, committed, extended = (services.reserve(sku, 1, SESSION, now=now).id
+                                     for _ in range(3))
+    with statements() as release_sent:
+        services.release(released, actor=services.SYSTEM, reason="changed mind", now=now)
+    with statements() as commit_sent:
+        services.commit(committed, actor=services.SYSTEM, now=now)
+    with statements() as extend_sent:
+        services.extend(extended, now + timedelta(minutes=30), actor=services.SYSTEM, now=now)
+    if is_postgres:
+        assert (release_sent, commit_sent, extend_sent) == (["WITH"], ["WITH"], ["UPDATE"])
+    else:  # lock the hold, then the general path (mark it, move the counters, the ledger)
+        assert release_sent[0] == commit_sent[0] == extend_sent[0] == "SELECT"
+    assert counters(product_id) == (99, 1)
+
+def test_a_low_product_is_evaluated_after_the_one_statement(is_postgres, product_factory, now):
+    sku = product_factory(on_hand=3, threshold=2).sku
+    with statements() as sent:
+        services.reserve(sku, 1, SESSION, now=now)  # 2 left: at the threshold, an alert opens
+    assert sent[0] == ("WITH" if is_postgres else "UPDATE")
+    assert "SELECT" in sent and "INSERT" in sent[-1:]  # the alert read, then its INSERT
 
 
 def test_a_refusal_gives_back_overdue_holds_and_keeps_them_given_back(product_factory, now):
