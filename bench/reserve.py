@@ -1,12 +1,14 @@
-"""Benchmark: reserving through the service layer vs the same SQL run bare (SPEC §11).
+"""Benchmark: reserving through the service layer vs its SQL under pgbench (SPEC §11, issue 12).
 
-For 1/4/16/64 concurrent clients, on one hot product and spread over 10k products:
-  service  `services.reserve(sku, 1, owner, ttl)` — each client a thread with its own app
-           context (its own session and connection), spread over --procs processes so the
-           GIL of one process is not the ceiling on a multi-core host;
-  bare     a plain psycopg loop per client doing the service's statements: conditional
-           UPDATE ... RETURNING, INSERT reservation RETURNING id, INSERT ledger row,
-           SELECT the unresolved alert, COMMIT (same processes x threads layout).
+For 1/4/16/64 concurrent clients, on one hot product and spread over 10k products, in one run:
+  (a) service  `services.reserve(sku, 1, owner, ttl)`: each client a thread with its own app
+               context (its own session and connection), spread over --procs processes so
+               the GIL of one process is not the ceiling on a multi-core host;
+  (b) multi    pgbench running the statements the service sent before issue 12 (UPDATE,
+               INSERT hold, INSERT ledger line, SELECT alert) between BEGIN and COMMIT;
+  (c) one      pgbench running the service's one statement (holds_pg.RESERVE_BY_SKU, its
+               very text) between BEGIN and COMMIT, as the service sends it;
+and a/c, which the issue wants >= 60% in every cell.
 After every cell `services.check()` must be clean (I1-I6) and the holds must add up to the
 successes; `oversold` counts units held beyond stock plus any invariant violation.
 A last row drains a scarce product (500 units, 64 clients) and must end at exactly 500.
@@ -15,6 +17,7 @@ It drops and recreates the database `stockroom_bench_reserve`, migrates it with
 `flask_migrate.upgrade()`, and resets holds and ledger between cells so each starts equal.
 
     .venv/bin/python bench/reserve.py [--seconds 4] [--procs 2] [--clients 1,4,16,64]
+pgbench from $PGBENCH (default /usr/lib/postgresql/15/bin/pgbench).
 Base URL from BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/postgres).
 """
 from __future__ import annotations
@@ -23,8 +26,11 @@ import argparse
 import multiprocessing as mp
 import os
 import random
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -40,6 +46,7 @@ from flask_migrate import upgrade  # noqa: E402
 from dashboard import create_app, services  # noqa: E402
 from dashboard.extensions import db  # noqa: E402
 from dashboard.services import Owner  # noqa: E402
+from dashboard.services import holds_pg  # noqa: E402
 from dashboard.services.errors import InsufficientStock  # noqa: E402
 
 DB_NAME = "stockroom_bench_reserve"
@@ -127,56 +134,57 @@ def _service_client(app, target, start_at, stop_at, seed, out, drain=False):
     out.append((ok, refused, latencies))
 
 
-BARE_TAKE = (
-    "UPDATE products SET reserved = reserved + %(q)s, updated_at = %(now)s"
-    " WHERE id = %(pid)s AND is_active AND on_hand - reserved >= %(q)s"
-    " RETURNING on_hand, reserved, low_stock_threshold, is_active, alert_muted"
-)
-BARE_HOLD = (
-    "INSERT INTO reservations (product_id, quantity, session_key, status, created_at,"
-    " expires_at) VALUES (%(pid)s, %(q)s, %(owner)s, 'active', %(now)s, %(until)s) RETURNING id"
-)
-BARE_LEDGER = (
-    "INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,"
-    " on_hand_after, reserved_after, reservation_id, reason, created_at)"
-    " VALUES (%(pid)s, 'reserve', 0, %(q)s, %(on_hand)s, %(reserved)s, %(rid)s, %(reason)s,"
-    " %(now)s)"
-)
-BARE_ALERT = (
-    "SELECT id, kind, status FROM stock_alerts WHERE product_id = %(pid)s"
-    " AND status IN ('open', 'acknowledged') LIMIT 1"
-)
+PGBENCH = os.environ.get("PGBENCH", "/usr/lib/postgresql/15/bin/pgbench")
+_PICK = {"hot": "\\set pid 1", "spread": f"\\set pid random(1, {PRODUCTS})"}
+_SKU = "'SKU-' || lpad(CAST(:pid AS text), 5, '0')"
+# The service's statements before issue 12, as pgbench runs them: take, hold, ledger line,
+# the alert read, COMMIT (each a round trip, the product locked across all of them).
+MULTI = f"""BEGIN;
+UPDATE products SET reserved = reserved + 1, updated_at = now()
+ WHERE sku = {_SKU} AND is_active AND on_hand - reserved >= 1
+ RETURNING id AS product_id, on_hand, reserved, low_stock_threshold, is_active, alert_muted
+\\gset
+INSERT INTO reservations (product_id, quantity, session_key, status, created_at, expires_at)
+ VALUES (:product_id, 1, 'bench', 'active', now(), now() + interval '{TTL} seconds')
+ RETURNING id AS hold_id \\gset
+INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta, on_hand_after,
+ reserved_after, reservation_id, reason, created_at)
+ VALUES (:product_id, 'reserve', 0, 1, :on_hand, :reserved, :hold_id,
+ 'held for session bench', now());
+SELECT id, kind, status FROM stock_alerts WHERE product_id = :product_id
+ AND status IN ('open', 'acknowledged') LIMIT 1;
+END;
+"""
+# The service's one statement (holds_pg.RESERVE_BY_SKU, the very text) in the same
+# BEGIN ... COMMIT the service sends it in.
+_VALUES = {"key": _SKU, "quantity": "1", "now": "now()",
+           "expires_at": f"now() + interval '{TTL} seconds'", "client": "NULL",
+           "staff": "NULL", "session_key": "'bench'", "customer_id": "NULL", "cart_id": "NULL",
+           "order_id": "NULL", "reason": "'held for session bench'"}
+ONE = "BEGIN;\n" + re.sub(r"(?<!:):(\w+)", lambda m: _VALUES[m.group(1)],
+                          holds_pg.RESERVE_BY_SKU.text).strip() + ";\nEND;\n"
 
 
-def _bare_client(_app, target, start_at, stop_at, seed, out, drain=False):
-    rng = random.Random(seed)
-    owner = f"bench-{seed}"
-    latencies, ok, refused = [], 0, 0
-    with psycopg.connect(url(DB_NAME, "postgresql")) as conn:
-        time.sleep(max(0.0, start_at - time.time()))
-        while time.time() < stop_at:
-            t0 = time.perf_counter()
-            now = datetime.now(timezone.utc)
-            p = {"pid": _pick(target, rng), "q": 1, "now": now, "owner": owner,
-                 "until": now + timedelta(seconds=TTL), "reason": f"held for session {owner}"}
-            row = conn.execute(BARE_TAKE, p).fetchone()
-            if row is None:
-                conn.rollback()
-                refused += 1
-            else:
-                p["on_hand"], p["reserved"] = row[0], row[1]
-                p["rid"] = conn.execute(BARE_HOLD, p).fetchone()[0]
-                conn.execute(BARE_LEDGER, p)
-                conn.execute(BARE_ALERT, p).fetchone()
-                conn.commit()
-                ok += 1
-            latencies.append(time.perf_counter() - t0)
-    out.append((ok, refused, latencies))
+def _pgbench(script: str, target: str, clients: int, seconds: float) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(_PICK[target] + "\n" + script)
+    try:
+        done = subprocess.run(
+            [PGBENCH, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 4)),
+             "-T", str(max(1, round(seconds))), "-f", f.name, url(DB_NAME, "postgresql")],
+            capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(f.name)
+    out = done.stdout
+    ok = int(re.search(r"actually processed: (\d+)", out).group(1))
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial", out).group(1))
+    latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+    return {"ok": ok, "ops": tps, "avg": latency}
 
 
 def _process(mode, target, threads, start_at, stop_at, seed, queue):
-    app = make_app(threads) if mode != "bare" else None
-    client = _bare_client if mode == "bare" else _service_client
+    app = make_app(threads)
+    client = _service_client
     out: list = []
     workers = [threading.Thread(target=client, args=(app, target, start_at, stop_at,
                                                      seed * 1000 + i, out, mode == "drain"))
@@ -238,10 +246,13 @@ def main() -> None:
     args = parser.parse_args()
 
     build()
-    print(f"reserve throughput, {args.seconds:g} s per cell, clients = threads spread over"
-          f" up to {args.procs} processes; bare = psycopg loop of the same statements\n")
-    print("| clients | target | service ops/s | bare ops/s | ratio | p50 ms | p95 ms"
-          " | bare p50/p95 ms | oversold |")
+    print(f"reserve throughput, {args.seconds:g} s per cell; service = services.reserve by"
+          f" SKU, threads over up to {args.procs} processes; pgbench -M prepared runs (b) the"
+          " statements of the service before issue 12 and (c) the service's one statement,"
+          " each in BEGIN ... COMMIT\n")
+    print("| clients | target | (a) service ops/s | (b) multi-statement pgbench tps"
+          " | (c) one-statement pgbench tps | a/c | service p50/p95 ms"
+          " | pgbench (b)/(c) avg ms | oversold |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for clients in [int(c) for c in args.clients.split(",")]:
         for target in args.targets.split(","):
@@ -249,12 +260,16 @@ def main() -> None:
             service = run("service", target, clients, args.procs, args.seconds)
             sold = oversold(service["ok"])
             reset()
-            bare = run("bare", target, clients, args.procs, args.seconds)
-            sold += oversold(bare["ok"])
-            ratio = service["ops"] / bare["ops"] if bare["ops"] else 0.0
-            print(f"| {clients} | {target} | {service['ops']:,.0f} | {bare['ops']:,.0f}"
-                  f" | {ratio:.0%} | {service['p50']:.1f} | {service['p95']:.1f}"
-                  f" | {bare['p50']:.1f}/{bare['p95']:.1f} | {sold} |", flush=True)
+            multi = _pgbench(MULTI, target, clients, args.seconds)
+            sold += oversold(multi["ok"])
+            reset()
+            one = _pgbench(ONE, target, clients, args.seconds)
+            sold += oversold(one["ok"])
+            ratio = service["ops"] / one["ops"] if one["ops"] else 0.0
+            print(f"| {clients} | {target} | {service['ops']:,.0f} | {multi['ops']:,.0f}"
+                  f" | {one['ops']:,.0f} | {ratio:.0%} | {service['p50']:.1f}/"
+                  f"{service['p95']:.1f} | {multi['avg']:.1f}/{one['avg']:.1f} | {sold} |",
+                  flush=True)
 
     # Drain a scarce product with 64 clients: exactly SCARCE holds, never one more.
     reset(scarce_sku="SKU-00001")
