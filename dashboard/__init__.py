@@ -5,7 +5,7 @@ from datetime import timedelta
 from flask import Flask
 
 from .config import Config, database_url, from_environment, instance_secret_key
-from .database import postgres_options, watch_session_settings
+from .database import ping_when_idle, postgres_options, watch_session_settings
 from .extensions import csrf, db, login_manager, migrate
 
 
@@ -36,6 +36,8 @@ def create_app(config: dict | None = None) -> Flask:
     outage.init_app(app)  # after db, so its teardown runs first (a failed rollback stays in)
     with app.app_context():
         _sqlite_write_locking(db.engine)
+        if app.config.get("DATABASE_PING_WHEN_IDLE"):
+            ping_when_idle(db.engine)
         watch_session_settings(db.engine, app.config["DATABASE_POOLER"])
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     login_manager.init_app(app)
@@ -87,6 +89,8 @@ def _configure_engine(app: Flask) -> None:
         options.pop("pool_pre_ping", None)
         options.setdefault("connect_args", {"timeout": 30})
     elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # pre-ping only connections idle a while (database.ping_when_idle), not every one
+        app.config["DATABASE_PING_WHEN_IDLE"] = bool(options.pop("pool_pre_ping", False))
         options = postgres_options(options, pooler=app.config["DATABASE_POOLER"],
                                    prepare=app.config["DATABASE_PREPARE"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
