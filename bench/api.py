@@ -5,6 +5,8 @@ on loopback and, for 1, 8 and 32 concurrent clients, runs for a few seconds each
   - `GET /api/v1/ping`: no token, no database: the ceiling of this server on this machine;
   - `POST /api/v1/reservations` (1 unit, spread over 200 products so no row is hot);
   - the same with an `Idempotency-Key` (one key row inserted, then answered, per call);
+  - `POST /api/v1/reservations/<id>/release` and `.../commit` of holds the reserve cells made
+    (topped up, untimed, before each of these cells);
   - `services.reserve` called in this process, no HTTP: what the API adds is the gap.
 Prints requests/s and p50/p95 latency (client side, new connection per request, as
 gunicorn.conf.py keeps none alive) as a markdown table.
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter, deque
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -121,13 +124,16 @@ def start_server(workers: int) -> tuple[subprocess.Popen, int]:
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict | None = None) -> tuple[int, float]:
+            headers: dict | None = None, answer: list | None = None) -> tuple[int, float]:
+    """(status, seconds); the answer's body is appended to `answer` when one is given."""
     start = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
-        response.read()
+        data = response.read()
+        if answer is not None:
+            answer.append(data)
         return response.status, time.perf_counter() - start
     finally:
         conn.close()
@@ -136,7 +142,7 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
 def load(port: int, clients: int, seconds: float, make_request) -> dict:
     """`clients` threads calling make_request(client, n) back to back for `seconds`."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures = [0] * clients
+    failures: list[Counter] = [Counter() for _ in range(clients)]
     stop = time.perf_counter() + seconds
 
     def run(client: int):
@@ -145,7 +151,7 @@ def load(port: int, clients: int, seconds: float, make_request) -> dict:
             status, elapsed = make_request(client, n)
             n += 1
             if status >= 300:
-                failures[client] += 1
+                failures[client][status] += 1
             latencies[client].append(elapsed)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
@@ -160,7 +166,7 @@ def load(port: int, clients: int, seconds: float, make_request) -> dict:
         "rps": len(everything) / wall,
         "p50": statistics.median(everything) * 1000,
         "p95": everything[int(len(everything) * 0.95) - 1] * 1000,
-        "failed": sum(failures),
+        "failed": sum(failures, Counter()),
     }
 
 
@@ -169,6 +175,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=WORKERS)
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--clients", default=",".join(map(str, CLIENTS)))
     args = parser.parse_args()
 
     token = prepare()
@@ -181,22 +188,50 @@ def main() -> None:
         def ping(client, n):
             return request(port, "GET", "/api/v1/ping")
 
+        holds: deque[int] = deque()  # made by the reserve cells, ended by release/commit
+
         def reserve(client, n, key=False):
             body = json.dumps({"sku": f"BENCH-{(client * 7919 + n) % PRODUCTS:04d}",
                                "quantity": 1, "session_key": f"bench-{client}"}).encode()
-            headers = {**auth, "Idempotency-Key": f"{run_id}-{client}-{n}"} if key else auth
-            return request(port, "POST", "/api/v1/reservations", body, headers)
+            headers = {**auth, "Idempotency-Key": f"{run_id}-{key}-{client}-{n}"} if key \
+                else auth
+            answer: list = []
+            status, elapsed = request(port, "POST", "/api/v1/reservations", body, headers,
+                                      answer)
+            if status == 201:
+                holds.append(json.loads(answer[0])["id"])
+            return status, elapsed
+
+        def end(action):
+            def call(client, n):
+                try:
+                    hold_id = holds.popleft()
+                except IndexError:
+                    return 599, 0.0  # ran out of holds: counted as a failure
+                return request(port, "POST", f"/api/v1/reservations/{hold_id}/{action}",
+                               b"{}", auth)
+            return call
+
+        def top_up(wanted: int) -> None:
+            """Enough active holds for the next release or commit cell (made untimed)."""
+            while len(holds) < wanted:
+                load(port, 32, 1.0, reserve)
 
         direct = service_caller(create_app({"SQLALCHEMY_DATABASE_URI": url(DB_NAME),
                                             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True,
                                                                           "pool_size": 40}}))
         calls = [("ping (ceiling)", ping), ("reserve", reserve),
                  ("reserve + Idempotency-Key", lambda c, n: reserve(c, n, key=True)),
+                 ("release", end("release")), ("commit", end("commit")),
                  ("services.reserve, no HTTP", direct)]
         load(port, 4, 1.0, reserve)  # warm up every worker's imports and connection pool
         rows = []
-        for clients in CLIENTS:
+        for clients in [int(c) for c in args.clients.split(",")]:
             for name, call in calls:
+                if name in ("release", "commit"):
+                    reserved = next(r["rps"] for n, c, r in rows
+                                    if n == "reserve" and c == clients)
+                    top_up(int(2 * reserved * args.seconds) + clients)
                 result = load(port, clients, args.seconds, call)
                 rows.append((name, clients, result))
                 print(f"  {name} x{clients}: {result['rps']:.0f} req/s", file=sys.stderr)
@@ -210,12 +245,14 @@ def main() -> None:
     print(f"\nStorefront API through gunicorn ({args.workers} gthread workers), "
           f"{args.seconds:.0f} s per cell, {os.cpu_count()} CPUs shared with PostgreSQL "
           "and the load generator\n")
-    print("| call | clients | req/s | p50 ms | p95 ms | % of ceiling | non-2xx |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| call | clients | req/s | p50 ms | p95 ms | % of ceiling | % of reserve | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     ceiling = {clients: r["rps"] for name, clients, r in rows if name.startswith("ping")}
+    plain = {clients: r["rps"] for name, clients, r in rows if name == "reserve"}
     for name, clients, r in rows:
         print(f"| {name} | {clients} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} "
-              f"| {100 * r['rps'] / ceiling[clients]:.0f}% | {r['failed']} |")
+              f"| {100 * r['rps'] / ceiling[clients]:.0f}% | {100 * r['rps'] / plain[clients]:.0f}%"
+              f" | {sum(r['failed'].values())} {dict(r['failed']) or ''} |")
 
 
 if __name__ == "__main__":
