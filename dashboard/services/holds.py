@@ -97,8 +97,8 @@ def reserve(
     by_id = (isinstance(product, int) and not isinstance(product, bool)
              and 0 < product <= limits.MAX_ID)
     reason = f"held for {owner.describe()}"
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql" and (by_sku or by_id or isinstance(product, Product)):
+    in_one = db.session.connection().dialect.name == "postgresql"
+    if in_one and (by_sku or by_id or isinstance(product, Product)):
         key = product.strip() if by_sku else product if by_id else product.id
         done = holds_pg.reserve(by_sku, key, quantity, owner, now + timedelta(seconds=ttl),
                                 reason, actor, now)
