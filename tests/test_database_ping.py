@@ -1,0 +1,50 @@
+"""Pooled PostgreSQL connections are pinged only after they sat idle (database.ping_when_idle):
+a connection the server dropped while idle is replaced before anyone uses it; one checked in
+a moment ago is used without a round trip."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from dashboard import database
+from dashboard.extensions import db
+
+
+def _backend_pid() -> int:
+    pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+    db.session.commit()  # back to the pool
+    return pid
+
+
+def _terminate(database_url: str, pid: int) -> None:
+    other = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with other.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            # Wait until the server has really ended it (termination is asynchronous).
+            conn.execute(sa.text(
+                "DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = "
+                f"{int(pid)}) LOOP PERFORM pg_sleep(0.01); END LOOP; END $$"))
+    finally:
+        other.dispose()
+
+
+def test_a_connection_dropped_while_idle_is_replaced_by_the_ping(
+    requires_postgres, database_url, monkeypatch
+):
+    first = _backend_pid()
+    _terminate(database_url, first)
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)  # it has been idle "long"
+    assert _backend_pid() != first  # no error: the ping found it dead and the pool reconnected
+
+
+def test_a_connection_checked_in_a_moment_ago_is_not_pinged(requires_postgres, database_url,
+                                                          monkeypatch):
+    first = _backend_pid()
+    _terminate(database_url, first)
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    # Not pinged, so the dead connection is used, fails, and is replaced for the next call.
+    with pytest.raises(sa.exc.OperationalError):
+        _backend_pid()
+    db.session.rollback()
+    assert _backend_pid() != first
