@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import statistics
@@ -188,13 +189,15 @@ def main() -> None:
         def ping(client, n):
             return request(port, "GET", "/api/v1/ping")
 
+        keys = itertools.count()
         holds: deque[int] = deque()  # made by the reserve cells, ended by release/commit
 
         def reserve(client, n, key=False):
             body = json.dumps({"sku": f"BENCH-{(client * 7919 + n) % PRODUCTS:04d}",
                                "quantity": 1, "session_key": f"bench-{client}"}).encode()
-            headers = {**auth, "Idempotency-Key": f"{run_id}-{key}-{client}-{n}"} if key \
-                else auth
+            # A new key per call: (client, n) repeat from cell to cell, and a repeated key
+            # would be a replay (cheaper, and the same hold id twice for release/commit).
+            headers = {**auth, "Idempotency-Key": f"{run_id}-{next(keys)}"} if key else auth
             answer: list = []
             status, elapsed = request(port, "POST", "/api/v1/reservations", body, headers,
                                       answer)
@@ -208,9 +211,16 @@ def main() -> None:
                     hold_id = holds.popleft()
                 except IndexError:
                     return 599, 0.0  # ran out of holds: counted as a failure
-                return request(port, "POST", f"/api/v1/reservations/{hold_id}/{action}",
-                               b"{}", auth)
+                answer: list = []
+                status, elapsed = request(port, "POST",
+                                          f"/api/v1/reservations/{hold_id}/{action}", b"{}",
+                                          auth, answer)
+                if status >= 300 and len(refusals) < 3:
+                    refusals.append(f"{action} {hold_id}: {status} {answer[0][:300]!r}")
+                return status, elapsed
             return call
+
+        refusals: list[str] = []  # the first few, printed at the end
 
         def top_up(wanted: int) -> None:
             """Enough active holds for the next release or commit cell (made untimed)."""
@@ -235,6 +245,8 @@ def main() -> None:
                 result = load(port, clients, args.seconds, call)
                 rows.append((name, clients, result))
                 print(f"  {name} x{clients}: {result['rps']:.0f} req/s", file=sys.stderr)
+        for refusal in refusals:
+            print("  refused:", refusal, file=sys.stderr)
     finally:
         if process is not None:
             process.terminate()
