@@ -87,7 +87,8 @@ def _array(key: str) -> str:
 BUILD = [
     ("products", f"""
         INSERT INTO products (id, sku, name, price, on_hand, reserved, low_stock_threshold,
-                              is_active, alert_muted, last_stock_check, created_at, updated_at)
+                              is_active, alert_muted, last_stock_check, created_at, updated_at,
+                              category, barcode)
         SELECT i,
                ({_array('prefix')})[1 + h % 15] || '-' || ({_array('code')})[1 + h / 15 % 10]
                    || '-' || lpad(i::text, 6, '0'),
@@ -97,7 +98,9 @@ BUILD = [
                round(4.99 + (h2 % 20000) / 100.0, 2), 0, 0,
                (ARRAY[5, 10, 10, 20, 25, 50])[1 + h / 150 % 6],
                h2 % 100 >= 3, false, :now - (h % 90) * interval '1 day',
-               :now - interval '400 days', :now - (h % 300) * interval '1 hour'
+               :now - interval '400 days', :now - (h % 300) * interval '1 hour',
+               initcap(({_array('noun')})[1 + h % 15]),
+               CASE WHEN i % 2 = 0 THEN '40' || lpad(i::text, 11, '0') END
         FROM (SELECT i, abs(hashint4(i)) AS h, abs(hashint4(i + 100003)) AS h2
               FROM generate_series(1, 100000) AS i) s"""),
     ("carts", """
@@ -182,10 +185,10 @@ BUILD = [
         FROM products q LEFT JOIN held ON held.product_id = q.id
         WHERE p.id = q.id"""),
     ("staff", """
-        INSERT INTO staff_users (email, name, password_hash, role, is_active, session_version,
-                                 last_login_at, created_at)
+        INSERT INTO staff_users (email, name, password_hash, role, is_active, last_login_at,
+                                 created_at)
         SELECT 'staff' || i || '@bench.example', 'Staff ' || i, m.password_hash,
-               (ARRAY['viewer', 'merchandiser', 'support', 'manager'])[1 + i % 4], i % 9 <> 0, 1,
+               (ARRAY['viewer', 'merchandiser', 'support', 'manager'])[1 + i % 4], i % 9 <> 0,
                :now - i * interval '1 hour', :now - interval '300 days'
         FROM generate_series(1, 18) AS i, staff_users m WHERE m.email = 'manager@bench.example'"""),
     # The ledger: rows built with their deltas, then numbered in time order with running sums.
@@ -529,7 +532,7 @@ def samples(base_url: str) -> dict:
 def pages(client, admin_client, s: dict) -> list[tuple]:
     """(page, client, urls, headers) for every page and main partial."""
     terms = ["navy", "TSH-BLK", "cotton mug", "00421", "linen", "BAG-RED-01", "vintage wool",
-             "ceramic", "zzqx", "JKT"]
+             "ceramic", "zzqx", "JKT", "socks navy wool", "tsh-nvy 004", "mug Ceramic m"]
     stock_pages = follow(client, "/stock", 10)
     available_pages = follow(client, "/stock?sort=available&dir=desc", 10)
     on_hand_pages = follow(client, "/stock?sort=on_hand", 5)
@@ -562,7 +565,7 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
         ("stock by available", client, available_pages, HTMX),
         ("stock by on hand", client, on_hand_pages, HTMX),
         ("stock search+low", client,
-         [f"/stock?q={t}&filter=low" for t in ("navy", "mug", "TSH")], HTMX),
+         [f"/stock?q={t}&filter=low" for t in ("navy", "mug", "TSH", "wool+hat")], HTMX),
         ("product", client, product_urls, {}),
         ("product ledger pages", client, ledger_urls or product_urls, HTMX),
         ("holds", client, ["/holds"], {}),

@@ -95,6 +95,8 @@ class Product(db.Model):
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("length(sku) > 0", name="sku_not_empty"),
         Index("ix_products_name_id", "name", "id"),
+        # SKUs typed in any case (holds, activity and count-import filters).
+        Index("ix_products_sku_lower", text("lower(sku)")),
         Index("ix_products_available_id", text("(on_hand - reserved)"), "id"),
         # Keyset pages of the stock list sorted by these columns (SPEC §6).
         Index("ix_products_on_hand_id", "on_hand", "id"),

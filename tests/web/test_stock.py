@@ -1,4 +1,5 @@
-"""The stock list (search, filters, sort, keyset pages), inline adjust and count, CSV import."""
+"""The stock list (search by words, filters with counts, sort, keyset pages), adjust and count
+in the row's panel, CSV import."""
 from __future__ import annotations
 
 import io
@@ -73,7 +74,8 @@ def test_search_shorter_than_three_characters_matches_a_whole_sku_only(
 def test_empty_search_says_what_to_do(client, merchandiser, product_factory):
     product_factory("RED-1")
     body = client.get("/stock?q=zzz", headers=HX).get_data(as_text=True)
-    assert "No product’s SKU or name contains “zzz”" in body and "clear the search" in body
+    assert "No product’s SKU, name, barcode or category contains “zzz”" in body
+    assert "clear the search" in body
 
 
 def test_filters_low_out_inactive(client, merchandiser, product_factory, now):
@@ -99,7 +101,7 @@ def test_row_shows_figures_and_badges_in_words(client, merchandiser, product_fac
     services.reserve(product.sku, 2, Owner(session_key="s1"), now=now)
     body = client.get("/stock", headers=HX).get_data(as_text=True)
     row = re.search(r'<tr id="product-\d+".*?</tr>', body, re.S).group(0)
-    assert re.findall(r'<td class="num"[^>]*>([\d,]+)</td>', row) == ["5", "2", "3", "4"]
+    assert re.findall(r'<td class="num[^"]*"[^>]*>([\d,]+)</td>', row) == ["5", "2", "3", "4"]
     assert "badge-low" in row and ">Low<" in row and "Alert open" in row
 
 
@@ -189,10 +191,14 @@ def test_adjust_swaps_the_row_and_toasts(client, merchandiser, product_factory):
                            headers=HX)
     assert response.status_code == 200
     body = response.get_data(as_text=True)
-    assert body.lstrip().startswith(f'<tr id="product-{product.id}"')
+    # The panel again (fresh figures), and the list's row swapped out of band.
+    assert body.lstrip().startswith(f'<div id="change-{product.id}"')
+    row = re.search(r'<template>\s*(<tr id="product-\d+"[^>]*>)', body).group(1)
+    assert f'id="product-{product.id}"' in row and 'hx-swap-oob="true"' in row and "row-updated" in row
     events = json.loads(response.headers["HX-Trigger"])
     assert events["toast"] == {"message": "RED-1: on hand 10 → 7 (−3).", "level": "success"}
     assert events["stock-changed"] == {"product_id": product.id}
+    assert events["stock-panel-close"] == {"product_id": product.id}
     assert fresh(product.id).on_hand == 7
     move = db.session.scalars(select(StockMovement).order_by(StockMovement.id.desc())).first()
     assert (move.kind, move.on_hand_delta, move.reason, move.actor_staff_id) == (
@@ -207,8 +213,10 @@ def test_adjust_below_held_units_is_refused_in_place(client, merchandiser, produ
                            headers=HX)
     assert response.status_code == 409
     body = response.get_data(as_text=True)
-    assert "4 units are held" in body and "row-error" in body and " open>" in body
-    assert json.loads(response.headers["HX-Trigger"])["toast"]["level"] == "error"
+    assert body.lstrip().startswith(f'<div id="change-{product.id}"')
+    assert "4 units are held" in body and 'aria-invalid="true"' in body and 'value="-3"' in body
+    events = json.loads(response.headers["HX-Trigger"])
+    assert events["toast"]["level"] == "error" and "stock-panel-close" not in events
     assert fresh(product.id).on_hand == 5 and movements() == before
 
 
