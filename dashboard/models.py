@@ -189,6 +189,13 @@ class Order(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", ORDER_STATUSES), name="status_known"),
         CheckConstraint("total >= 0", name="total_not_negative"),
+        # Orders a hold should no longer be tied to (a stuck reason): an index-only probe
+        # per active hold on an order for the overview's stuck count (migration 0007).
+        Index(
+            "ix_orders_ended", "id",
+            postgresql_where=text("status IN ('confirmed', 'shipped', 'cancelled')"),
+            sqlite_where=text("status IN ('confirmed', 'shipped', 'cancelled')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -307,9 +314,12 @@ class Reservation(db.Model):
         CheckConstraint(
             "ended_by_staff_id IS NULL OR ended_by_api_client_id IS NULL", name="one_ender"
         ),
+        # Covering on PostgreSQL: the overview counts and sums active holds from the index
+        # alone (an index-only scan), not by visiting each hold's row (migration 0007).
         Index(
             "ix_reservations_active_expires_at", "expires_at", "id",
             postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'"),
+            postgresql_include=["quantity", "created_at", "order_id", "cart_id", "product_id"],
         ),
         Index(
             "ix_reservations_active_product_id", "product_id", "expires_at",

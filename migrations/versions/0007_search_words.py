@@ -6,6 +6,10 @@ category), and SKUs found without regard to case.
   space, so it can only match inside one of the fields, never across the separators.
 - ix_products_sku_lower: lower(sku), for the exact, case-blind SKU lookups of the holds,
   activity and count-import filters (and short searches).
+- ix_reservations_active_expires_at (PostgreSQL) also carries quantity, created_at, order_id,
+  cart_id and product_id, so the overview's figures over active holds are an index-only scan.
+- ix_orders_ended: the ids of confirmed, shipped and cancelled orders, so "its order ended"
+  (a stuck reason) is an index-only probe.
 
 Revision ID: 0007_search_words
 Revises: 0006
@@ -24,18 +28,31 @@ depends_on = None
 # Must read exactly as dashboard.queries.search.search_text() renders, or the planner
 # cannot use the index.
 SEARCH_TEXT = "(sku || ' ' || name || ' ' || coalesce(barcode, '') || ' ' || coalesce(category, ''))"
+ACTIVE = sa.text("status = 'active'")
+ENDED = sa.text("status IN ('confirmed', 'shipped', 'cancelled')")
+
+
+def _active_by_expiry(include: list[str]):
+    op.drop_index('ix_reservations_active_expires_at', table_name='reservations',
+                  postgresql_where=ACTIVE)
+    op.create_index('ix_reservations_active_expires_at', 'reservations', ['expires_at', 'id'],
+                    postgresql_where=ACTIVE, postgresql_include=include)
 
 
 def upgrade():
     with op.batch_alter_table('products', schema=None, recreate='never') as batch_op:
         batch_op.create_index('ix_products_sku_lower', [sa.text('lower(sku)')], unique=False)
+    op.create_index('ix_orders_ended', 'orders', ['id'], postgresql_where=ENDED, sqlite_where=ENDED)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute(f"CREATE INDEX ix_products_search_trgm ON products USING gin ({SEARCH_TEXT} gin_trgm_ops)")
+        _active_by_expiry(["quantity", "created_at", "order_id", "cart_id", "product_id"])
 
 
 def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_products_search_trgm")
+        _active_by_expiry([])
+    op.drop_index('ix_orders_ended', table_name='orders', postgresql_where=ENDED, sqlite_where=ENDED)
     with op.batch_alter_table('products', schema=None, recreate='never') as batch_op:
         batch_op.drop_index('ix_products_sku_lower')
