@@ -93,6 +93,9 @@ def product_filter(typed: str):
 
 
 def matching_product_ids(typed: str):
-    """A subquery of the ids `product_filter` finds, or None when it finds nothing."""
+    """A subquery of the ids `product_filter` finds, or None when no product matches (so
+    the page can say so rather than "no holds")."""
     condition = product_filter(typed)
-    return None if condition is None else select(Product.id).where(condition)
+    if condition is None or db.session.scalar(select(Product.id).where(condition).limit(1)) is None:
+        return None
+    return select(Product.id).where(condition)
