@@ -18,7 +18,7 @@ from ..services.errors import ImportRejected, InvalidInput, StaleCount, Stockroo
 from .access import require
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
 from .htmx import is_htmx, page, refused, row_answer, trigger
-from .navigation import safe_next
+from .navigation import local_path, safe_next
 from .once import applies_once
 
 bp = Blueprint("stock", __name__)
@@ -57,7 +57,12 @@ def change(product_id: int):
     """The adjust and count forms of one product: the panel a row opens (htmx), or a page of
     their own without JavaScript."""
     product = _product_or_404(product_id)
-    back = safe_next(request.args.get("next")) or url_for("stock.index")
+    # The list it was opened from: the htmx request's page, or the page that linked here.
+    came_from = request.headers.get("HX-Current-URL") if is_htmx() else request.referrer
+    back = (safe_next(request.args.get("next")) or safe_next(local_path(came_from))
+            or url_for("stock.index"))
+    if not back.startswith(url_for("stock.index")):
+        back = url_for("stock.index")
     return page("stock/row_page.html", "stock/_change.html", product=product, back=back)
 
 

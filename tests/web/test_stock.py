@@ -552,9 +552,14 @@ def test_rows_carry_no_forms_the_panel_is_fetched(client, merchandiser, product_
     assert panel.status_code == 200 and "<html" not in text
     assert text.count("<form") == 2 and text.count('name="submit_token"') == 2
     assert 'name="expected" value="10"' in text and 'id="delta-' in text and 'id="counted-' in text
-    # Without JavaScript the row's link opens the same forms on a page of their own.
-    alone = client.get(f"/stock/{product.id}/change?next=/stock%3Fq%3Dred").get_data(as_text=True)
+    # Without JavaScript the row's link opens the same forms on a page of their own, and
+    # they go back to the list it was opened from.
+    alone = client.get(f"/stock/{product.id}/change",
+                       headers={"Referer": "http://localhost/stock?q=red"}).get_data(as_text=True)
     assert "<html" in alone and 'name="next" value="/stock?q=red"' in alone
+    elsewhere = client.get(f"/stock/{product.id}/change",
+                           headers={"Referer": "https://evil.example/stock"}).get_data(as_text=True)
+    assert 'name="next" value="/stock"' in elsewhere
 
 
 def test_the_panel_needs_the_right_to_change_stock(client, staff_factory, product_factory):
