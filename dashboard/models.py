@@ -107,6 +107,8 @@ class Product(db.Model):
             "ix_products_alerting", "id",
             postgresql_where=text("is_active AND on_hand - reserved <= low_stock_threshold"),
             sqlite_where=text("is_active AND on_hand - reserved <= low_stock_threshold"),
+            # Low vs out from the index alone on PostgreSQL (migration 0007).
+            postgresql_include=["on_hand", "reserved"],
         ),
         Index(
             "ix_products_inactive", "id",
