@@ -35,6 +35,7 @@ import argparse
 import hashlib
 import os
 import re
+import secrets
 import statistics
 import sys
 import time
@@ -555,6 +556,7 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
         ("overview tiles", client, ["/overview/tiles"], HTMX),
         ("nav alert badge", client, ["/overview/alert-badge"], HTMX),
         ("stock", client, ["/stock"], {}),
+        ("stock row panel", client, [f"/stock/{p}/change" for p, _ in s["products"][:20]], HTMX),
         ("stock pages (keyset)", client, stock_pages, HTMX),
         ("stock search", client, [f"/stock?q={t.replace(' ', '+')}" for t in terms], HTMX),
         ("stock search 2 chars", client, ["/stock?q=na", "/stock?q=ts", "/stock?q=42"], HTMX),
@@ -594,29 +596,33 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
 
 
 def writes(client, s: dict) -> list[tuple]:
-    """(page, url-function, ok statuses): each request a different product, hold or alert."""
+    """(page, url-function, ok statuses): each request a different product, hold or alert,
+    each with its own submit token (claimed and stored with the answer, as from a form)."""
     products, holds, alerts = s["products"], s["holds"], s["alerts"]
+
+    def once(data: dict) -> dict:
+        return {**data, "submit_token": secrets.token_urlsafe(24)}
 
     def adjust(i):
         product_id, _ = products[i % len(products)]
-        return f"/stock/{product_id}/adjust", {"delta": "1" if i % 2 == 0 else "-1",
-                                               "reason": "bench: correction", "next": "/stock"}
+        return f"/stock/{product_id}/adjust", once({"delta": "1" if i % 2 == 0 else "-1",
+                                                    "reason": "bench: correction", "next": "/stock"})
 
     def count(i):
         product_id, on_hand = products[(i + 100) % len(products)]
         # Counting what is there: no change (the row and the ledger note still written).
-        return f"/stock/{product_id}/count", {"counted": str(on_hand), "expected": str(on_hand),
-                                              "note": "bench", "next": "/stock"}
+        return f"/stock/{product_id}/count", once({"counted": str(on_hand), "expected": str(on_hand),
+                                                   "note": "bench", "next": "/stock"})
 
     def release(i):
-        return f"/holds/{holds[i % len(holds)]}/release", {"reason": "bench: customer called"}
+        return f"/holds/{holds[i % len(holds)]}/release", once({"reason": "bench: customer called"})
 
     def acknowledge(i):
-        return f"/alerts/{alerts[i % len(alerts)]}/acknowledge", {}
+        return f"/alerts/{alerts[i % len(alerts)]}/acknowledge", once({})
 
     return [
-        ("POST adjust (inline)", adjust, (200,)),
-        ("POST count (inline)", count, (200, 409)),
+        ("POST adjust (panel)", adjust, (200,)),
+        ("POST count (panel)", count, (200, 409)),
         ("POST release hold", release, (200, 409)),
         ("POST acknowledge alert", acknowledge, (200, 409)),
     ]
