@@ -35,6 +35,7 @@ import argparse
 import hashlib
 import os
 import re
+import secrets
 import statistics
 import sys
 import time
@@ -87,7 +88,8 @@ def _array(key: str) -> str:
 BUILD = [
     ("products", f"""
         INSERT INTO products (id, sku, name, price, on_hand, reserved, low_stock_threshold,
-                              is_active, alert_muted, last_stock_check, created_at, updated_at)
+                              is_active, alert_muted, last_stock_check, created_at, updated_at,
+                              category, barcode)
         SELECT i,
                ({_array('prefix')})[1 + h % 15] || '-' || ({_array('code')})[1 + h / 15 % 10]
                    || '-' || lpad(i::text, 6, '0'),
@@ -97,7 +99,9 @@ BUILD = [
                round(4.99 + (h2 % 20000) / 100.0, 2), 0, 0,
                (ARRAY[5, 10, 10, 20, 25, 50])[1 + h / 150 % 6],
                h2 % 100 >= 3, false, :now - (h % 90) * interval '1 day',
-               :now - interval '400 days', :now - (h % 300) * interval '1 hour'
+               :now - interval '400 days', :now - (h % 300) * interval '1 hour',
+               initcap(({_array('noun')})[1 + h % 15]),
+               CASE WHEN i % 2 = 0 THEN '40' || lpad(i::text, 11, '0') END
         FROM (SELECT i, abs(hashint4(i)) AS h, abs(hashint4(i + 100003)) AS h2
               FROM generate_series(1, 100000) AS i) s"""),
     ("carts", """
@@ -182,10 +186,10 @@ BUILD = [
         FROM products q LEFT JOIN held ON held.product_id = q.id
         WHERE p.id = q.id"""),
     ("staff", """
-        INSERT INTO staff_users (email, name, password_hash, role, is_active, session_version,
-                                 last_login_at, created_at)
+        INSERT INTO staff_users (email, name, password_hash, role, is_active, last_login_at,
+                                 created_at)
         SELECT 'staff' || i || '@bench.example', 'Staff ' || i, m.password_hash,
-               (ARRAY['viewer', 'merchandiser', 'support', 'manager'])[1 + i % 4], i % 9 <> 0, 1,
+               (ARRAY['viewer', 'merchandiser', 'support', 'manager'])[1 + i % 4], i % 9 <> 0,
                :now - i * interval '1 hour', :now - interval '300 days'
         FROM generate_series(1, 18) AS i, staff_users m WHERE m.email = 'manager@bench.example'"""),
     # The ledger: rows built with their deltas, then numbered in time order with running sums.
@@ -529,7 +533,7 @@ def samples(base_url: str) -> dict:
 def pages(client, admin_client, s: dict) -> list[tuple]:
     """(page, client, urls, headers) for every page and main partial."""
     terms = ["navy", "TSH-BLK", "cotton mug", "00421", "linen", "BAG-RED-01", "vintage wool",
-             "ceramic", "zzqx", "JKT"]
+             "ceramic", "zzqx", "JKT", "socks navy wool", "tsh-nvy 004", "mug Ceramic m"]
     stock_pages = follow(client, "/stock", 10)
     available_pages = follow(client, "/stock?sort=available&dir=desc", 10)
     on_hand_pages = follow(client, "/stock?sort=on_hand", 5)
@@ -552,6 +556,7 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
         ("overview tiles", client, ["/overview/tiles"], HTMX),
         ("nav alert badge", client, ["/overview/alert-badge"], HTMX),
         ("stock", client, ["/stock"], {}),
+        ("stock row panel", client, [f"/stock/{p}/change" for p, _ in s["products"][:20]], HTMX),
         ("stock pages (keyset)", client, stock_pages, HTMX),
         ("stock search", client, [f"/stock?q={t.replace(' ', '+')}" for t in terms], HTMX),
         ("stock search 2 chars", client, ["/stock?q=na", "/stock?q=ts", "/stock?q=42"], HTMX),
@@ -562,7 +567,7 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
         ("stock by available", client, available_pages, HTMX),
         ("stock by on hand", client, on_hand_pages, HTMX),
         ("stock search+low", client,
-         [f"/stock?q={t}&filter=low" for t in ("navy", "mug", "TSH")], HTMX),
+         [f"/stock?q={t}&filter=low" for t in ("navy", "mug", "TSH", "wool+hat")], HTMX),
         ("product", client, product_urls, {}),
         ("product ledger pages", client, ledger_urls or product_urls, HTMX),
         ("holds", client, ["/holds"], {}),
@@ -591,29 +596,33 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
 
 
 def writes(client, s: dict) -> list[tuple]:
-    """(page, url-function, ok statuses): each request a different product, hold or alert."""
+    """(page, url-function, ok statuses): each request a different product, hold or alert,
+    each with its own submit token (claimed and stored with the answer, as from a form)."""
     products, holds, alerts = s["products"], s["holds"], s["alerts"]
+
+    def once(data: dict) -> dict:
+        return {**data, "submit_token": secrets.token_urlsafe(24)}
 
     def adjust(i):
         product_id, _ = products[i % len(products)]
-        return f"/stock/{product_id}/adjust", {"delta": "1" if i % 2 == 0 else "-1",
-                                               "reason": "bench: correction", "next": "/stock"}
+        return f"/stock/{product_id}/adjust", once({"delta": "1" if i % 2 == 0 else "-1",
+                                                    "reason": "bench: correction", "next": "/stock"})
 
     def count(i):
         product_id, on_hand = products[(i + 100) % len(products)]
         # Counting what is there: no change (the row and the ledger note still written).
-        return f"/stock/{product_id}/count", {"counted": str(on_hand), "expected": str(on_hand),
-                                              "note": "bench", "next": "/stock"}
+        return f"/stock/{product_id}/count", once({"counted": str(on_hand), "expected": str(on_hand),
+                                                   "note": "bench", "next": "/stock"})
 
     def release(i):
-        return f"/holds/{holds[i % len(holds)]}/release", {"reason": "bench: customer called"}
+        return f"/holds/{holds[i % len(holds)]}/release", once({"reason": "bench: customer called"})
 
     def acknowledge(i):
-        return f"/alerts/{alerts[i % len(alerts)]}/acknowledge", {}
+        return f"/alerts/{alerts[i % len(alerts)]}/acknowledge", once({})
 
     return [
-        ("POST adjust (inline)", adjust, (200,)),
-        ("POST count (inline)", count, (200, 409)),
+        ("POST adjust (panel)", adjust, (200,)),
+        ("POST count (panel)", count, (200, 409)),
         ("POST release hold", release, (200, 409)),
         ("POST acknowledge alert", acknowledge, (200, 409)),
     ]

@@ -95,6 +95,8 @@ class Product(db.Model):
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("length(sku) > 0", name="sku_not_empty"),
         Index("ix_products_name_id", "name", "id"),
+        # SKUs typed in any case (holds, activity and count-import filters).
+        Index("ix_products_sku_lower", text("lower(sku)")),
         Index("ix_products_available_id", text("(on_hand - reserved)"), "id"),
         # Keyset pages of the stock list sorted by these columns (SPEC §6).
         Index("ix_products_on_hand_id", "on_hand", "id"),
@@ -105,6 +107,8 @@ class Product(db.Model):
             "ix_products_alerting", "id",
             postgresql_where=text("is_active AND on_hand - reserved <= low_stock_threshold"),
             sqlite_where=text("is_active AND on_hand - reserved <= low_stock_threshold"),
+            # Low vs out from the index alone on PostgreSQL (migration 0007).
+            postgresql_include=["on_hand", "reserved"],
         ),
         Index(
             "ix_products_inactive", "id",
@@ -187,6 +191,13 @@ class Order(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", ORDER_STATUSES), name="status_known"),
         CheckConstraint("total >= 0", name="total_not_negative"),
+        # Orders a hold should no longer be tied to (a stuck reason): an index-only probe
+        # per active hold on an order for the overview's stuck count (migration 0007).
+        Index(
+            "ix_orders_ended", "id",
+            postgresql_where=text("status IN ('confirmed', 'shipped', 'cancelled')"),
+            sqlite_where=text("status IN ('confirmed', 'shipped', 'cancelled')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -305,9 +316,12 @@ class Reservation(db.Model):
         CheckConstraint(
             "ended_by_staff_id IS NULL OR ended_by_api_client_id IS NULL", name="one_ender"
         ),
+        # Covering on PostgreSQL: the overview counts and sums active holds from the index
+        # alone (an index-only scan), not by visiting each hold's row (migration 0007).
         Index(
             "ix_reservations_active_expires_at", "expires_at", "id",
             postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'"),
+            postgresql_include=["quantity", "created_at", "order_id", "cart_id", "product_id"],
         ),
         Index(
             "ix_reservations_active_product_id", "product_id", "expires_at",

@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload
 from ..extensions import db
 from ..models import MOVEMENT_KINDS, ApiClient, Product, StaffUser, StockMovement
 from .params import whole_number_or_none
+from .search import matching_product_ids
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
@@ -107,10 +108,11 @@ def _filtered(query, filters: ActivityFilters):
     """`query` (over stock_movements) narrowed by the filters; None when nothing can match
     (an unknown SKU)."""
     if filters.sku:
-        product_id = db.session.scalar(select(Product.id).where(Product.sku == filters.sku))
-        if product_id is None:
+        # The SKU in any case, or products whose SKU, name, barcode or category has every word.
+        products = matching_product_ids(filters.sku)
+        if products is None:
             return None
-        query = query.where(StockMovement.product_id == product_id)
+        query = query.where(StockMovement.product_id.in_(products))
     if filters.kind:
         query = query.where(StockMovement.kind == filters.kind)
     if filters.actor == "system":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import func, or_, select, text, tuple_
 
 from ..extensions import db
 from ..models import Product
@@ -38,11 +38,21 @@ def catalogue_page(since: datetime | None, after: tuple[datetime, int] | None, l
     return rows, cursor.encode(*after) if after else None, more
 
 
+# One index probe per category (a skip scan of ix_products_category): GROUP BY read every
+# product's entry (11-25 ms at 100k products) to find 15 names.
+_CATEGORIES = text("""
+    WITH RECURSIVE found(category) AS (
+        SELECT min(category) FROM products
+        UNION ALL
+        SELECT (SELECT min(category) FROM products WHERE category > found.category)
+        FROM found WHERE found.category IS NOT NULL
+    )
+    SELECT category FROM found WHERE category IS NOT NULL LIMIT :most""")
+
+
 def categories() -> list[str]:
-    """The categories products have, for the stock list's filter (ix_products_category)."""
-    return list(db.session.scalars(
-        select(Product.category).where(Product.category.is_not(None))
-        .group_by(Product.category).order_by(Product.category).limit(MAX_CATEGORIES)))
+    """The categories products have, in order, for the stock list's filter."""
+    return list(db.session.scalars(_CATEGORIES, {"most": MAX_CATEGORIES}))
 
 
 def same_gtin(code: str) -> list[str]:

@@ -20,6 +20,7 @@ from ..extensions import db
 from ..models import CartItem, Order, Product, Reservation
 from . import cursor
 from .params import whole_number_or_none
+from .search import matching_product_ids
 
 PAGE_SIZE = 50
 EXPIRING_SOON = timedelta(minutes=5)
@@ -184,10 +185,11 @@ def active_holds(filters: HoldFilters, now: datetime, after: str | None = None,
     """One page of active holds, soonest expiry first, keyset-paginated on (expires_at, id)."""
     query = _rows_query(now).where(Reservation.status == "active")
     if filters.sku:
-        product_id = db.session.scalar(select(Product.id).where(Product.sku == filters.sku))
-        if product_id is None:
+        # The SKU in any case, or products whose SKU, name, barcode or category has every word.
+        products = matching_product_ids(filters.sku)
+        if products is None:
             return HoldPage([], None, unknown_sku=True)
-        query = query.where(Reservation.product_id == product_id)
+        query = query.where(Reservation.product_id.in_(products))
     owner = OwnerFilter.parse(filters.owner)
     if owner is not None:
         query = query.where(owner.condition())
@@ -219,3 +221,11 @@ def hold_row(hold_id: int, now: datetime) -> HoldRow | None:
         .options(joinedload(Reservation.ended_by_staff), joinedload(Reservation.ended_by_api_client))
     ).unique().first()
     return _row(*found, now) if found else None
+
+
+def skus_of(product_ids: set[int]) -> dict[int, str]:
+    """Each product's SKU by id, in one statement (naming released holds)."""
+    if not product_ids:
+        return {}
+    return dict(db.session.execute(
+        select(Product.id, Product.sku).where(Product.id.in_(product_ids))).all())

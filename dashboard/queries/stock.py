@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, text, tuple_
+from sqlalchemy import and_, case, func, select, tuple_
 
 from ..extensions import db
 from ..models import Product, StockAlert
 from ..services.alerts import UNRESOLVED
 from . import cursor
+from .search import clean, indexed, matches_words, plan_for_each_search, sku_is, words_of
 
 PAGE_SIZE = 50
 FILTERS = ("all", "low", "out", "inactive")
@@ -21,10 +22,7 @@ SORTS = {
     "threshold": Product.low_stock_threshold,
 }
 TEXT_SORTS = ("sku", "name")
-MAX_QUERY = 100
 MAX_CATEGORY = 100
-# Trigram indexes need three characters; shorter text can only be a whole (short) SKU.
-MIN_SEARCH = 3
 MAX_PRODUCT_ID = 2**31 - 1  # products.id is an INTEGER
 
 
@@ -40,7 +38,7 @@ class StockQuery:
 
     @classmethod
     def from_args(cls, args) -> StockQuery:
-        q = "".join(c for c in args.get("q", "") if c.isprintable()).strip()[:MAX_QUERY]
+        q = clean(args.get("q"))
         filter_ = args.get("filter", "all")
         sort = args.get("sort", "sku")
         direction = args.get("dir", "asc")
@@ -54,10 +52,14 @@ class StockQuery:
         )
 
     @property
+    def words(self) -> list[str]:
+        return words_of(self.q)
+
+    @property
     def searchable(self) -> bool:
-        """Whether `q` has MIN_SEARCH letters or digits: fewer (`%%%`, `_%_`, `ab`) give the
-        trigram indexes nothing to use, so the search would read every product."""
-        return sum(c.isalnum() for c in self.q) >= MIN_SEARCH
+        """Whether `q` has a word of three letters or digits the trigram index can look up;
+        shorter text (`ab`, `%%%`) can only be a whole SKU."""
+        return indexed(self.words)
 
     def args(self, **changes) -> dict:
         """Query-string arguments for a link, without defaults (short, shareable URLs)."""
@@ -73,26 +75,36 @@ class StockPage:
     alerts: dict[int, StockAlert]
     next_cursor: str | None
     previous_cursor: str | None  # None on the first page
+    counts: dict[str, int]  # products under each filter tab, for this search and category
+    start: int = 1  # the position of the first row shown, 1-based
+    filter: str = "all"
+
+    @property
+    def total(self) -> int:
+        return self.counts[self.filter]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.products) - 1
 
 
-def alerting():
+def alerting(c=Product):
     """At or below the threshold (low or out), as services.alerts.level_of says, written the
-    way the partial index ix_products_alerting is, so PostgreSQL reads only those rows."""
-    return and_(Product.is_active, Product.on_hand - Product.reserved <= Product.low_stock_threshold)
+    way the partial index ix_products_alerting is, so PostgreSQL reads only those rows.
+    `c`: Product, or the columns of a subquery of products (the search's matches)."""
+    return and_(c.is_active, c.on_hand - c.reserved <= c.low_stock_threshold)
 
 
-def is_low():
-    return and_(alerting(), Product.on_hand - Product.reserved > 0)
+def is_low(c=Product):
+    return and_(alerting(c), c.on_hand - c.reserved > 0)
 
 
-def is_out():
+def is_out(c=Product):
     # threshold >= 0 (CHECK), so available <= 0 is always within the alerting rows.
-    return and_(alerting(), Product.on_hand - Product.reserved <= 0)
+    return and_(alerting(c), c.on_hand - c.reserved <= 0)
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+TABS = {"low": is_low, "out": is_out, "inactive": lambda c=Product: ~c.is_active}
 
 
 def _decode(token: str | None, sort: str):
@@ -106,51 +118,67 @@ def _cursor_of(product: Product, sort: str) -> str:
     return cursor.encode(value, product.id)
 
 
-def stock_page(query: StockQuery, after: str | None, before: str | None = None) -> StockPage:
-    """One keyset page: WHERE (sort, id) beyond the cursor ORDER BY sort, id LIMIT n+1 (no OFFSET).
-
-    `after` pages forward from a row; `before` pages back from one (the same query the
-    other way round, then reversed)."""
-    column = SORTS[query.sort]
-    statement = select(Product)
+def _searched(statement, query: StockQuery):
+    """`statement` narrowed to the products the search and category find."""
     if query.q and not query.searchable:
-        statement = statement.where(Product.sku.in_({query.q, query.q.upper()}))
+        statement = statement.where(sku_is(query.q))
     elif query.q:
-        # ILIKE '%q%' is what the trigram indexes (ix_products_sku_trgm/name_trgm) serve. A
-        # cached generic plan cannot see the pattern and walks the sort index instead (150 ms
-        # at 100k products), so plan each search for its own pattern.
-        if db.session.get_bind().dialect.name == "postgresql":
-            db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-        pattern = _like(query.q)
-        statement = statement.where(
-            or_(Product.sku.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\"))
-        )
+        plan_for_each_search()
+        statement = statement.where(matches_words(query.words))
     if query.category:
         statement = statement.where(Product.category == query.category)  # ix_products_category
-    if query.filter == "low":
-        statement = statement.where(is_low())
-    elif query.filter == "out":
-        statement = statement.where(is_out())
-    elif query.filter == "inactive":
-        statement = statement.where(~Product.is_active)
+    return statement
+
+
+def _count_if(condition):
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def catalogue_counts() -> dict[str, int]:
+    """How many products each filter tab holds, over the whole catalogue, from indexes: the
+    primary key, ix_products_inactive, and the few rows of the partial ix_products_alerting."""
+    every = db.session.scalar(select(func.count()).select_from(Product)) or 0
+    inactive = db.session.scalar(select(func.count()).select_from(Product).where(~Product.is_active)) or 0
+    available = Product.on_hand - Product.reserved
+    low, out = db.session.execute(
+        select(_count_if(available > 0), _count_if(available <= 0)).where(alerting())
+    ).one()
+    return {"all": every, "low": low, "out": out, "inactive": inactive}
+
+
+def _sort_columns(c, query: StockQuery, back: bool):
+    column = c.on_hand - c.reserved if query.sort == "available" else getattr(
+        c, "low_stock_threshold" if query.sort == "threshold" else query.sort)
+    ascending = (query.dir == "asc") != back
+    return column, ascending
+
+
+def _ordered(statement, column, c, ascending: bool):
+    if ascending:
+        return statement.order_by(column.asc(), c.id.asc())
+    return statement.order_by(column.desc(), c.id.desc())
+
+
+def stock_page(query: StockQuery, after: str | None, before: str | None = None,
+               start: int = 1) -> StockPage:
+    """One keyset page: WHERE (sort, id) beyond the cursor ORDER BY sort, id LIMIT n+1 (no OFFSET),
+    and how many products each filter tab holds.
+
+    `after` pages forward from a row; `before` pages back from one (the same query the
+    other way round, then reversed). `start` is where the page's first row stands, as the
+    pager's links carry it (a keyset page does not know its offset).
+
+    Without a search or category the page walks the sort column's index and the counts come
+    from indexes. A search or category finds its matches once (a materialized CTE of the
+    few columns the tabs and sorts need): the page is sorted from them and the tabs counted
+    from them in the same statement. Walking the sort index instead, testing each row, reads
+    the whole table when the matches sit late in that order ('TSH' SKUs; 250 ms at 100k)."""
     position = _decode(after, query.sort)
     back = _decode(before, query.sort) if position is None else None
-    ascending = (query.dir == "asc") != (back is not None)
-    if position is not None or back is not None:
-        beyond = tuple_(column, Product.id)
-        edge = tuple_(*(position or back))
-        statement = statement.where(beyond > edge if ascending else beyond < edge)
-    order = column
-    if query.q and query.searchable:
-        # Sort the matches rather than walk the sort index testing every row: when they sit
-        # late in that order ('TSH' SKUs, a rare word) the walk reads the whole table (250 ms
-        # at 100k products, vs <= 30 ms via the trigram indexes). The no-op hides the index.
-        order = column.concat("") if query.sort in TEXT_SORTS else column + 0
-    if ascending:
-        statement = statement.order_by(order.asc(), Product.id.asc())
+    if query.q or query.category:
+        rows, tab_counts = _found_page(query, position or back, back is not None)
     else:
-        statement = statement.order_by(order.desc(), Product.id.desc())
-    rows = list(db.session.scalars(statement.limit(PAGE_SIZE + 1)))
+        rows, tab_counts = _catalogue_page(query, position or back, back is not None), None
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     if back is not None:
@@ -160,7 +188,67 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None) 
     else:
         next_cursor = _cursor_of(rows[-1], query.sort) if more else None
         previous_cursor = _cursor_of(rows[0], query.sort) if position is not None and rows else None
-    return StockPage(rows, unresolved_alerts([p.id for p in rows]), next_cursor, previous_cursor)
+    if tab_counts is None:
+        tab_counts = catalogue_counts() if not (query.q or query.category) else _found_counts(query)
+    first_page = (position is None and back is None) or (back is not None and not more)
+    start = 1 if first_page else max(1, start)
+    start = max(1, min(start, tab_counts[query.filter] - len(rows) + 1))
+    return StockPage(rows, unresolved_alerts([p.id for p in rows]), next_cursor, previous_cursor,
+                     tab_counts, start, query.filter)
+
+
+def _catalogue_page(query: StockQuery, edge, back: bool) -> list[Product]:
+    column, ascending = _sort_columns(Product, query, back)
+    statement = select(Product)
+    if query.filter in TABS:
+        statement = statement.where(TABS[query.filter]())
+    if edge is not None:
+        beyond = tuple_(column, Product.id)
+        statement = statement.where(beyond > tuple_(*edge) if ascending else beyond < tuple_(*edge))
+    statement = _ordered(statement, column, Product, ascending)
+    return list(db.session.scalars(statement.limit(PAGE_SIZE + 1)))
+
+
+def _found():
+    return select(Product.id, Product.sku, Product.name, Product.on_hand, Product.reserved,
+                  Product.low_stock_threshold, Product.is_active)
+
+
+def _found_page(query: StockQuery, edge, back: bool) -> tuple[list[Product], dict | None]:
+    found = _searched(_found(), query).cte("found").prefix_with("MATERIALIZED")
+    c = found.c
+    column, ascending = _sort_columns(c, query, back)
+    page_ids = select(c.id)
+    if query.filter in TABS:
+        page_ids = page_ids.where(TABS[query.filter](c))
+    if edge is not None:
+        beyond = tuple_(column, c.id)
+        page_ids = page_ids.where(beyond > tuple_(*edge) if ascending else beyond < tuple_(*edge))
+    page_ids = _ordered(page_ids, column, c, ascending).limit(PAGE_SIZE + 1).subquery()
+
+    def tally(condition=None):
+        counted = select(func.count()).select_from(found)
+        return (counted if condition is None else counted.where(condition)).scalar_subquery()
+
+    product_column, _ = _sort_columns(Product, query, back)
+    statement = _ordered(
+        select(Product, tally(), tally(TABS["low"](c)), tally(TABS["out"](c)),
+               tally(TABS["inactive"](c)))
+        .join(page_ids, page_ids.c.id == Product.id),
+        product_column, Product, ascending)
+    found_rows = db.session.execute(statement).all()
+    if not found_rows:
+        return [], None  # counted apart: other tabs may still hold matches
+    _, every, low, out, inactive = found_rows[0]
+    return [row[0] for row in found_rows], {"all": every, "low": low, "out": out,
+                                            "inactive": inactive}
+
+
+def _found_counts(query: StockQuery) -> dict[str, int]:
+    every, low, out, inactive = db.session.execute(_searched(
+        select(func.count(), _count_if(is_low()), _count_if(is_out()),
+               _count_if(~Product.is_active)), query)).one()
+    return {"all": every, "low": low, "out": out, "inactive": inactive}
 
 
 def unresolved_alerts(product_ids: list[int]) -> dict[int, StockAlert]:

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import String, func, select, update
 
 from ..extensions import db
 from ..models import Product
@@ -175,15 +175,17 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
     for line, sku, value in rows:
         row = ImportRow(line, sku, value)
         report.rows.append(row)
-        product = products.get(sku)
+        # A SKU is found in any case ("sta-103-blue" is STA-103-BLUE), the exact one first.
+        product = products.get(sku) or products.get(sku.lower())
+        key = product.sku if product is not None else sku.lower()
         if not sku:
             row.error = "SKU is empty"
-        elif sku in seen:
-            row.error = f"SKU {sku} appears again (first on line {seen[sku]})"
+        elif key in seen:
+            row.error = f"SKU {sku} appears again (first on line {seen[key]})"
         elif product is None:
             row.error = f"unknown SKU {sku}"
-        if sku and sku not in seen:
-            seen[sku] = line
+        if sku and key not in seen:
+            seen[key] = line
         if row.error:
             continue
         try:
@@ -205,14 +207,21 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
 
 
 def _products_by_sku(skus: list[str], lock: bool) -> dict[str, Product]:
+    """The products these SKUs name in any case (ix_products_sku_lower), by SKU and by its
+    lower case (the latter only where one product has it)."""
+    lowered = func.lower(Product.sku, type_=String)
     found = db.session.scalars(
-        select(Product).where(among(Product.sku, [s for s in skus if s and not limits.unsayable(s)]))
+        select(Product).where(among(lowered, [s.lower() for s in skus if s and not limits.unsayable(s)]))
         .execution_options(populate_existing=True)
     ).all()
     if lock:
         locked = lock_products([p.id for p in found])
         found = list(locked.values())
-    return {p.sku: p for p in found}
+    by_lower: dict[str, list[Product]] = {}
+    for product in found:
+        by_lower.setdefault(product.sku.lower(), []).append(product)
+    return {**{low: same[0] for low, same in by_lower.items() if len(same) == 1},
+            **{p.sku: p for p in found}}
 
 
 @transactional

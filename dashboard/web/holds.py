@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from .. import services
-from ..queries.holds import HoldFilters, active_holds, hold_row
+from ..queries.holds import HoldFilters, active_holds, hold_row, skus_of
 from ..queries.params import whole_number_or_none
 from ..services.errors import InvalidInput, StockroomError
 from .access import require
@@ -88,9 +88,25 @@ def release_many():
     return toast(response, problem or "Nothing was released: fix the form.", "error")
 
 
+NAMED_IN_TOAST = 10
+
+
+def released_names(holds) -> str:
+    """'hold 12 (PEN-1 × 2), hold 15 (MUG-3 × 1)': which holds went, for the toast (the
+    first NAMED_IN_TOAST; the rest as a number). SKUs in one statement, not one per hold."""
+    holds = list(holds)
+    skus = skus_of({h.product_id for h in holds[:NAMED_IN_TOAST]})
+    named = ", ".join(f"hold {h.id} ({skus.get(h.product_id, '?')} × {h.quantity})"
+                      for h in holds[:NAMED_IN_TOAST])
+    rest = len(holds) - NAMED_IN_TOAST
+    return named + (f" and {rest} more" if rest > 0 else "")
+
+
 def _released(result, filters: HoldFilters, now: datetime):
+    """Released holds leave the list (it shows active holds only), one or many alike."""
     count = len(result.released)
-    message = f"Released {count} hold{'s' if count != 1 else ''}."
+    message = f"Released {count} hold{'s' if count != 1 else ''}"
+    message += f": {released_names(result.released)}." if count else "."
     if result.refused:
         message += f" {len(result.refused)} not released (see below)."
     if not is_htmx():
@@ -135,14 +151,19 @@ def release(hold_id: int):
         return _row_response(hold_id, now, message="Not released: a reason is required.",
                              level="error", status=422, row_release_form=form, open_actions=True)
     try:
-        services.release(hold_id, actor=services.Actor.staff(current_user),
-                         reason=form.reason.data, now=now)
+        hold = services.release(hold_id, actor=services.Actor.staff(current_user),
+                                reason=form.reason.data, now=now)
     except StockroomError as error:
         # Typically someone else released it first: the message says who and when.
         return _row_response(hold_id, now, message=error.message, level="error",
                              status=error.http_status, row_message=error.message)
-    response = _row_response(hold_id, now, message=f"Hold {hold_id} released.", level="success")
-    return _stock_changed(response) if is_htmx() else response
+    message = f"Released 1 hold: {released_names([hold])}."
+    if not is_htmx():
+        flash(message, "success")
+        return redirect(url_for("holds.index"))
+    # As after a bulk release: the row leaves the list of active holds (an empty swap).
+    response = make_response("", 200)
+    return toast(_stock_changed(response), message, "success")
 
 
 @bp.post("/holds/<id64:hold_id>/extend")

@@ -1,5 +1,6 @@
-"""Dashboard: the stock list (search, filters, sort, keyset pages), inline adjust and count,
-and the CSV count import (dry run, then apply). Reads are in queries/stock.py."""
+"""Dashboard: the stock list (search by words, filters with counts, sort, keyset pages), adjust
+and count in a panel fetched when a row asks for it, and the CSV count import (dry run, then
+apply). Reads are in queries/stock.py."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -10,13 +11,14 @@ from flask_login import current_user, login_required
 from .. import services
 from ..models import Product
 from ..queries.catalogue import categories, product_for_code
-from ..queries.stock import StockQuery, product_by_id, reread_product, stock_page, unresolved_alert
+from ..queries.params import whole_number_or_none
+from ..queries.stock import PAGE_SIZE, StockQuery, product_by_id, reread_product, stock_page, unresolved_alert
 from ..services.alerts import level_of
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
 from .access import require
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
 from .htmx import is_htmx, page, refused, row_answer, trigger
-from .navigation import safe_next
+from .navigation import local_path, safe_next
 from .once import applies_once
 
 bp = Blueprint("stock", __name__)
@@ -33,12 +35,14 @@ def index():
         sku = product_for_code(query.q)
         if sku is not None:
             return redirect(url_for("products.show", sku=sku))
-    result = stock_page(query, request.args.get("after"), request.args.get("before"))
+    start = whole_number_or_none(request.args.get("start"), max_digits=9) or 1
+    result = stock_page(query, request.args.get("after"), request.args.get("before"), start)
     return page("stock/index.html", "stock/_results.html", query=query, result=result,
-                back=request.full_path, level_of=level_of, categories=categories())
+                back=request.full_path, level_of=level_of, categories=categories(),
+                page_size=PAGE_SIZE)
 
 
-# --- inline adjust and count -------------------------------------------------------------
+# --- adjust and count (the row's panel) --------------------------------------------------
 
 def _product_or_404(product_id: int) -> Product:
     found = product_by_id(product_id)
@@ -47,18 +51,35 @@ def _product_or_404(product_id: int) -> Product:
     return found
 
 
+@bp.get("/stock/<id32:product_id>/change")
+@require("edit_stock")
+def change(product_id: int):
+    """The adjust and count forms of one product: the panel a row opens (htmx), or a page of
+    their own without JavaScript."""
+    product = _product_or_404(product_id)
+    # The list it was opened from: the htmx request's page, or the page that linked here.
+    came_from = request.headers.get("HX-Current-URL") if is_htmx() else request.referrer
+    back = (safe_next(request.args.get("next")) or safe_next(local_path(came_from))
+            or url_for("stock.index"))
+    if not back.startswith(url_for("stock.index")):
+        back = url_for("stock.index")
+    return page("stock/row_page.html", "stock/_change.html", product=product, back=back)
+
+
 def _row_answer(product: Product, *, message: str, level: str, status: int = 200, **context):
-    """The product's row re-rendered in place (htmx), or back to the list the staff member
-    came from (a plain form post), or the row on a page of its own when refused."""
+    """htmx: the panel re-rendered (its refusal in place) with the list's row swapped out of
+    band, and on success an event that closes the panel. A plain form post: back to the list
+    the staff member came from, or the forms on a page of their own when refused."""
     back = safe_next(request.form.get("next")) or url_for("stock.index")
     response = row_answer(
-        "stock/_row.html", "stock/row_page.html", back_to=back,
+        "stock/_change.html", "stock/row_page.html", back_to=back,
         message=message, level=level, status=status,
         product=product, alert=unresolved_alert(product.id), level_of=level_of, back=back,
-        **context,
+        row_too=True, **context,
     )
     if status < 400 and is_htmx():
         trigger(response, "stock-changed", {"product_id": product.id})
+        trigger(response, "stock-panel-close", {"product_id": product.id})
     return response
 
 
@@ -80,7 +101,7 @@ def adjust(product_id: int):
     product = _product_or_404(product_id)
     form = AdjustForm()
     if not form.validate_on_submit():
-        return _refusal(product, first_error(form), adjust_form=form, open_form="adjust")
+        return _refusal(product, first_error(form), adjust_form=form)
     before = product.on_hand
     try:
         product = services.adjust(
@@ -89,7 +110,7 @@ def adjust(product_id: int):
         )
     except StockroomError as error:
         _field_error(form, error, "delta")
-        return _refusal(reread_product(product_id), error, adjust_form=form, open_form="adjust")
+        return _refusal(reread_product(product_id), error, adjust_form=form)
     return _row_answer(product, level="success", updated=True,
                        message=f"{product.sku}: on hand {before:,} → {product.on_hand:,}"
                                f" ({_signed(product.on_hand - before)}).")
@@ -104,8 +125,7 @@ def count(product_id: int):
     if not form.validate_on_submit():
         # Keep the figure the counter saw, so a later save still detects a change since then.
         expected = form.expected.data if not form.expected.errors else None
-        return _refusal(product, first_error(form), count_form=form, open_form="count",
-                            expected=expected)
+        return _refusal(product, first_error(form), count_form=form, expected=expected)
     try:
         product = services.count(
             product.id, form.counted.data, form.expected.data, note=form.note.data,
@@ -116,11 +136,11 @@ def count(product_id: int):
                    f"{error.current_on_hand:,}, not {form.expected.data:,}. Check your count "
                    f"and save again to set it to {form.counted.data:,}.")
         return _refusal(reread_product(product_id), message, status=409, count_form=form,
-                            open_form="count", stale=True)
+                        stale=True)
     except StockroomError as error:
         _field_error(form, error, "counted")
-        return _refusal(reread_product(product_id), error, count_form=form, open_form="count",
-                            expected=form.expected.data)
+        return _refusal(reread_product(product_id), error, count_form=form,
+                        expected=form.expected.data)
     delta = form.counted.data - form.expected.data
     change = f" ({_signed(delta)})" if delta else " (no change)"
     return _row_answer(product, level="success", updated=True,

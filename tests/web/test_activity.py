@@ -53,6 +53,20 @@ def test_filters_by_product_actor_kind_and_date(viewer, product_factory, staff_f
     assert "No product has the SKU" in body("sku=NOPE")
 
 
+def test_product_filter_finds_skus_in_any_case_and_products_by_name(viewer, product_factory):
+    product_factory(sku="STA-103-BLUE", name="Stapler blue", on_hand=5)
+    product_factory(sku="STA-103-RED", name="Stapler red", on_hand=5)
+    product_factory(sku="SCK-1", name="Merino sock grey", on_hand=5)
+
+    def shown(term):
+        page = viewer.get("/activity", query_string={"sku": term}, headers=HX).get_data(as_text=True)
+        return sorted(set(re.findall(r">(STA-103-\w+|SCK-1)<", page)))
+
+    assert shown("sta-103-blue") == ["STA-103-BLUE"]
+    assert shown("STA-103") == ["STA-103-BLUE", "STA-103-RED"]
+    assert shown("sock merino") == ["SCK-1"]
+
+
 @pytest.mark.parametrize("query", [
     "kind=<script>", "actor=staff:abc", "actor=root", "from=2026-13-45", "to=yesterday",
     "from=2026-11-21&to=2026-11-01", "from=99999-01-01", "actor=staff:%C2%B2",

@@ -161,7 +161,8 @@ def test_a_form_without_its_token_is_refused_when_tokens_are_required(app, clien
     try:
         response = merchandiser.post(f"/stock/{red.id}/adjust", headers=HX,
                                      data={"delta": "1", "reason": "found"})
-        page = merchandiser.get("/stock").get_data(as_text=True)
+        # The reloaded list's row opens its panel: fresh forms, each with its token.
+        page = merchandiser.get(f"/stock/{red.id}/change", headers=HX).get_data(as_text=True)
     finally:
         app.config["SUBMIT_TOKEN_REQUIRED"] = False
     assert response.status_code == 400 and response.headers["HX-Refresh"] == "true"

@@ -1,6 +1,7 @@
 """Holds console: listing, stuck reasons, filters, keyset pages, release and extend."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 from datetime import datetime, timedelta, timezone
@@ -139,9 +140,10 @@ def test_release_one_hold_with_a_reason(support, product_factory, clock):
     hold = _hold(product, clock, quantity=2)
     response = support.post(f"/holds/{hold.id}/release", data={"reason": "customer called"},
                             headers=HX)
-    assert response.status_code == 200
-    assert "Released" in response.get_data(as_text=True)
-    assert '"toast"' in response.headers["HX-Trigger"]
+    # As a bulk release: the row leaves the list (an empty swap) and the toast names the hold.
+    assert response.status_code == 200 and response.get_data(as_text=True) == ""
+    toast = json.loads(response.headers["HX-Trigger"])["toast"]
+    assert toast == {"message": f"Released 1 hold: hold {hold.id} (PEN-1 × 2).", "level": "success"}
     assert _status(hold.id) == "released"
     assert db.session.get(Product, product.id).reserved == 0
     move = db.session.scalars(select(StockMovement).where(StockMovement.kind == "release")).one()
@@ -162,9 +164,12 @@ def test_markup_in_a_reason_is_stored_as_text_and_shown_escaped(support, product
     reason = '<script>alert("x")</script> & \'quotes\''
     response = support.post(f"/holds/{hold.id}/release", data={"reason": reason}, headers=HX)
     assert response.status_code == 200
-    body = response.get_data(as_text=True)
-    assert "<script>alert" not in body and "&lt;script&gt;" in body
     assert db.session.get(Reservation, hold.id).end_reason == reason
+    # The ended hold's row (shown to whoever tries to release it again) quotes it as text.
+    again = support.post(f"/holds/{hold.id}/release", data={"reason": "again"}, headers=HX)
+    body = again.get_data(as_text=True)
+    assert again.status_code == 409 and f'id="hold-{hold.id}"' in body
+    assert "<script>alert" not in body and "&lt;script&gt;" in body
 
 
 def test_second_staff_releasing_the_same_hold_is_told_who_and_when(
@@ -220,8 +225,27 @@ def test_release_many_releases_the_ticked_holds(support, product_factory, clock)
     response = support.post("/holds/release", headers=HX,
                             data={"ids": [str(a.id), str(b.id)], "reason": "stale test carts"})
     assert response.status_code == 200
-    assert "Released 2 holds" in response.headers["HX-Trigger"]
+    toast = json.loads(response.headers["HX-Trigger"])["toast"]["message"]
+    assert toast.startswith("Released 2 holds: ") and f"hold {a.id} (" in toast and f"hold {b.id} (" in toast
+    body = response.get_data(as_text=True)
+    assert f'id="hold-{a.id}"' not in body and f'id="hold-{kept.id}"' in body
     assert [_status(a.id), _status(b.id), _status(kept.id)] == ["released", "released", "active"]
+
+
+def test_holds_filter_finds_skus_in_any_case_and_products_by_name(support, product_factory, clock):
+    blue = product_factory(sku="STA-103-BLUE", name="Stapler blue", on_hand=5)
+    red = product_factory(sku="STA-103-RED", name="Stapler red", on_hand=5)
+    sock = product_factory(sku="SCK-1", name="Merino sock grey", on_hand=5)
+    holds = {p.sku: _hold(p, clock).id for p in (blue, red, sock)}
+
+    def shown(term):
+        page = support.get("/holds", query_string={"sku": term}, headers=HX).get_data(as_text=True)
+        return {int(i) for i in re.findall(r'id="hold-(\d+)"', page)}
+
+    assert shown("sta-103-blue") == {holds["STA-103-BLUE"]}  # the exact SKU, any case
+    assert shown("STA-103") == {holds["STA-103-BLUE"], holds["STA-103-RED"]}
+    assert shown("sock merino") == {holds["SCK-1"]}  # words of the name, any order
+    assert shown("grey STA") == set()
 
 
 def test_release_many_lists_holds_someone_else_ended(support, product_factory, clock):

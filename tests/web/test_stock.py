@@ -1,12 +1,14 @@
-"""The stock list (search, filters, sort, keyset pages), inline adjust and count, CSV import."""
+"""The stock list (search by words, filters with counts, sort, keyset pages), adjust and count
+in the row's panel, CSV import."""
 from __future__ import annotations
 
 import io
 import json
 import re
+from html import unescape
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from dashboard import services
 from dashboard.extensions import db
@@ -73,7 +75,8 @@ def test_search_shorter_than_three_characters_matches_a_whole_sku_only(
 def test_empty_search_says_what_to_do(client, merchandiser, product_factory):
     product_factory("RED-1")
     body = client.get("/stock?q=zzz", headers=HX).get_data(as_text=True)
-    assert "No product’s SKU or name contains “zzz”" in body and "clear the search" in body
+    assert "No product’s SKU, name, barcode or category contains “zzz”" in body
+    assert "clear the search" in body
 
 
 def test_filters_low_out_inactive(client, merchandiser, product_factory, now):
@@ -99,7 +102,7 @@ def test_row_shows_figures_and_badges_in_words(client, merchandiser, product_fac
     services.reserve(product.sku, 2, Owner(session_key="s1"), now=now)
     body = client.get("/stock", headers=HX).get_data(as_text=True)
     row = re.search(r'<tr id="product-\d+".*?</tr>', body, re.S).group(0)
-    assert re.findall(r'<td class="num"[^>]*>([\d,]+)</td>', row) == ["5", "2", "3", "4"]
+    assert re.findall(r'<td class="num[^"]*"[^>]*>([\d,]+)</td>', row) == ["5", "2", "3", "4"]
     assert "badge-low" in row and ">Low<" in row and "Alert open" in row
 
 
@@ -189,10 +192,14 @@ def test_adjust_swaps_the_row_and_toasts(client, merchandiser, product_factory):
                            headers=HX)
     assert response.status_code == 200
     body = response.get_data(as_text=True)
-    assert body.lstrip().startswith(f'<tr id="product-{product.id}"')
+    # The panel again (fresh figures), and the list's row swapped out of band.
+    assert body.lstrip().startswith(f'<div id="change-{product.id}"')
+    row = re.search(r'<template>\s*(<tr id="product-\d+"[^>]*>)', body).group(1)
+    assert f'id="product-{product.id}"' in row and 'hx-swap-oob="true"' in row and "row-updated" in row
     events = json.loads(response.headers["HX-Trigger"])
     assert events["toast"] == {"message": "RED-1: on hand 10 → 7 (−3).", "level": "success"}
     assert events["stock-changed"] == {"product_id": product.id}
+    assert events["stock-panel-close"] == {"product_id": product.id}
     assert fresh(product.id).on_hand == 7
     move = db.session.scalars(select(StockMovement).order_by(StockMovement.id.desc())).first()
     assert (move.kind, move.on_hand_delta, move.reason, move.actor_staff_id) == (
@@ -207,8 +214,10 @@ def test_adjust_below_held_units_is_refused_in_place(client, merchandiser, produ
                            headers=HX)
     assert response.status_code == 409
     body = response.get_data(as_text=True)
-    assert "4 units are held" in body and "row-error" in body and " open>" in body
-    assert json.loads(response.headers["HX-Trigger"])["toast"]["level"] == "error"
+    assert body.lstrip().startswith(f'<div id="change-{product.id}"')
+    assert "4 units are held" in body and 'aria-invalid="true"' in body and 'value="-3"' in body
+    events = json.loads(response.headers["HX-Trigger"])
+    assert events["toast"]["level"] == "error" and "stock-panel-close" not in events
     assert fresh(product.id).on_hand == 5 and movements() == before
 
 
@@ -444,3 +453,129 @@ def test_a_search_without_three_letters_or_digits_matches_a_whole_sku_only(
     product_factory("A%B", name="percent %%% here")
     body = client.get("/stock", query_string={"q": q}, headers=HX).get_data(as_text=True)
     assert skus(body) == [] and "Type at least 3 letters or digits" in body
+
+
+# --- search by words, tab counts, the range, the row's panel (issue 14 items 1, 5, 6) ---------
+
+@pytest.fixture
+def catalogued(product_factory, now):
+    """A product with catalogue fields (set as the catalogue sync would; no stock change)."""
+    def make(sku, *, category=None, barcode=None, active=True, **kwargs):
+        product = product_factory(sku, **kwargs)
+        db.session.execute(update(Product).where(Product.id == product.id)
+                           .values(category=category, barcode=barcode))
+        db.session.commit()
+        if not active:
+            services.update_product(product.id, actor=services.SYSTEM, now=now, is_active=False)
+        return product
+    return make
+
+
+def test_search_by_words_in_any_order_and_case_across_sku_name_barcode_category(
+        client, merchandiser, catalogued):
+    catalogued("SCK-MER-1", name="Merino sock grey", category="Socks", barcode="4006381333931")
+    catalogued("HAT-OAT-2", name="Beanie oat", category="Hats")
+    catalogued("SCK-CTN-3", name="Cotton sock white", category="Socks")
+
+    def found(q):
+        return skus(client.get("/stock", query_string={"q": q}, headers=HX).get_data(as_text=True))
+
+    assert found("merino sock") == ["SCK-MER-1"]
+    assert found("SOCK Merino") == ["SCK-MER-1"]
+    assert found("beanie oat") == found("oat beanie") == ["HAT-OAT-2"]
+    assert found("socks white") == ["SCK-CTN-3"]  # a category word and a name word
+    assert found("hats oat-2") == ["HAT-OAT-2"]  # category and part of the SKU
+    assert found("3339 grey") == ["SCK-MER-1"]  # part of the barcode
+    assert found("sck sock") == ["SCK-CTN-3", "SCK-MER-1"]
+    assert found("merino beanie") == []  # every word must match one product
+    assert found("sock 1") == ["SCK-MER-1"]  # a short word narrows what the long ones found
+
+
+def test_short_search_matches_a_whole_sku_in_any_case(client, merchandiser, product_factory):
+    product_factory("AB", name="Short")
+    body = client.get("/stock?q=ab", headers=HX).get_data(as_text=True)
+    assert skus(body) == ["AB"]
+
+
+def _tab_counts(body: str) -> dict[str, int]:
+    return {key: int(n.replace(",", "")) for key, n in
+            re.findall(r'data-tab-count="(\w+)">([\d,]+)<', body)}
+
+
+def test_tabs_count_their_products_for_the_search_and_category(client, merchandiser, catalogued, now):
+    catalogued("MUG-1", name="Red mug", on_hand=50, threshold=5, category="Mugs")
+    catalogued("MUG-2", name="Blue mug", on_hand=3, threshold=5, category="Mugs")
+    catalogued("MUG-3", name="Red mug large", on_hand=0, threshold=5, category="Mugs")
+    catalogued("HAT-1", name="Red hat", on_hand=2, threshold=5, category="Hats")
+    catalogued("HAT-2", name="Old hat", on_hand=20, threshold=5, category="Hats", active=False)
+    everything = client.get("/stock", headers=HX).get_data(as_text=True)
+    assert _tab_counts(everything) == {"all": 5, "low": 2, "out": 1, "inactive": 1}
+    assert "1–5 of 5" in everything
+    red = client.get("/stock?q=red", headers=HX).get_data(as_text=True)
+    assert _tab_counts(red) == {"all": 3, "low": 1, "out": 1, "inactive": 0}
+    red_low = client.get("/stock?q=red&filter=low", headers=HX).get_data(as_text=True)
+    assert skus(red_low) == ["HAT-1"] and "1–1 of 1" in red_low
+    mugs = client.get("/stock?category=Mugs&filter=out", headers=HX).get_data(as_text=True)
+    assert _tab_counts(mugs) == {"all": 3, "low": 1, "out": 1, "inactive": 0}
+    nothing = client.get("/stock?q=red&filter=inactive", headers=HX).get_data(as_text=True)
+    assert skus(nothing) == [] and _tab_counts(nothing)["all"] == 3
+
+
+@pytest.mark.parametrize("q", ["", "item"])
+def test_the_range_counts_along_the_pages_and_back(client, merchandiser, product_factory, q):
+    for i in range(PAGE_SIZE * 2 + 7):
+        product_factory(f"ITEM-{i:03}", name=f"Item {i}")
+    total = PAGE_SIZE * 2 + 7
+    first = client.get("/stock", query_string={"q": q}, headers=HX).get_data(as_text=True)
+    assert f"1–{PAGE_SIZE} of {total}" in first
+    next_url = unescape(re.search(r'<a href="([^"]+)"[^>]*rel="next"', first).group(1))
+    second = client.get(next_url, headers=HX).get_data(as_text=True)
+    assert f"{PAGE_SIZE + 1}–{PAGE_SIZE * 2} of {total}" in second
+    third_url = unescape(re.search(r'<a href="([^"]+)"[^>]*rel="next"', second).group(1))
+    third = client.get(third_url, headers=HX).get_data(as_text=True)
+    assert f"{PAGE_SIZE * 2 + 1}–{total} of {total}" in third
+    back_url = unescape(re.search(r'<a href="([^"]+)"[^>]*rel="prev"', third).group(1))
+    assert f"{PAGE_SIZE + 1}–{PAGE_SIZE * 2} of {total}" in client.get(back_url, headers=HX).get_data(as_text=True)
+    # A start the URL makes up cannot put the range past the end.
+    assert f"{total - 6}–{total} of {total}" in client.get(
+        third_url.replace(f"start={PAGE_SIZE * 2 + 1}", "start=99999"), headers=HX).get_data(as_text=True)
+
+
+def test_rows_carry_no_forms_the_panel_is_fetched(client, merchandiser, product_factory):
+    product = product_factory("RED-1", on_hand=10)
+    body = client.get("/stock", headers=HX).get_data(as_text=True)
+    row = re.search(r'<tr id="product-\d+".*?</tr>', body, re.S).group(0)
+    assert "<form" not in row and "csrf_token" not in row
+    assert f'hx-get="/stock/{product.id}/change"' in row and 'hx-target="#stock-panel-body"' in row
+    panel = client.get(f"/stock/{product.id}/change", headers=HX)
+    text = panel.get_data(as_text=True)
+    assert panel.status_code == 200 and "<html" not in text
+    assert text.count("<form") == 2 and text.count('name="submit_token"') == 2
+    assert 'name="expected" value="10"' in text and 'id="delta-' in text and 'id="counted-' in text
+    # Without JavaScript the row's link opens the same forms on a page of their own, and
+    # they go back to the list it was opened from.
+    alone = client.get(f"/stock/{product.id}/change",
+                       headers={"Referer": "http://localhost/stock?q=red"}).get_data(as_text=True)
+    assert "<html" in alone and 'name="next" value="/stock?q=red"' in alone
+    elsewhere = client.get(f"/stock/{product.id}/change",
+                           headers={"Referer": "https://evil.example/stock"}).get_data(as_text=True)
+    assert 'name="next" value="/stock"' in elsewhere
+
+
+def test_the_panel_needs_the_right_to_change_stock(client, staff_factory, product_factory):
+    product = product_factory("RED-1")
+    login(client, staff_factory("viewer"))
+    assert client.get(f"/stock/{product.id}/change", headers=HX).status_code == 403
+    login(client, staff_factory("merchandiser", email="m2@example.com"))
+    assert client.get("/stock/999999/change", headers=HX).status_code == 404
+
+
+def test_count_import_finds_skus_in_any_case(client, merchandiser, product_factory):
+    blue = product_factory("STA-103-BLUE", on_hand=10)
+    body = _upload(client, "sku,on_hand\nsta-103-blue,7\nSTA-103-Blue,8\n").get_data(as_text=True)
+    assert "unknown SKU" not in body and "appears again (first on line 2)" in body
+    checked = _upload(client, "sku,on_hand\nsta-103-blue,7\n").get_data(as_text=True)
+    csv_text = re.search(r'<textarea name="csv_text" hidden>(.*?)</textarea>', checked, re.S).group(1)
+    assert client.post("/stock/import", data={"step": "apply", "csv_text": unescape(csv_text)}
+                       ).status_code == 302
+    assert fresh(blue.id).on_hand == 7
