@@ -325,12 +325,11 @@ def _digest_mail(staff: StaffUser, summary: dict) -> EmailMessage:
 
 def _send_in_order(group: list[Send], smtp, allowed, timeout: int):
     """Send one recipient's deliveries in order; after a failure the rest wait (None)."""
-    results = []
+    results, failed = [], False
     for send in group:
-        if results and not results[-1][1].ok:
-            results.append((send, None))
-            continue
-        results.append((send, _send_one(send, smtp, allowed, timeout)))
+        outcome = None if failed else _send_one(send, smtp, allowed, timeout)
+        failed = failed or not outcome.ok
+        results.append((send, outcome))
     return results
 
 

@@ -30,12 +30,15 @@ def verify(secret: str, header: str, body: bytes, now: float | None = None) -> b
 
 class WebhookReceiver:
     """Accepts signed POSTs; `status` is what it answers (503: down), `stop()` closes the
-    port (connection refused), `delay` makes it slow. Events are kept by event id."""
+    port (connection refused); while `gate` is set to an Event it is slow: each POST waits
+    until the test opens the gate (`called` says one is waiting)."""
 
     def __init__(self, secret: str):
         self.secret = secret
         self.status = 200
-        self.delay = 0.0
+        self.gate: threading.Event | None = None
+        self.called = threading.Event()
+        self.changed = threading.Condition()
         self.received: list[dict] = []  # every accepted POST, duplicates included
         self.rejected: list[str] = []  # why a POST was refused (bad signature, ...)
         self.lock = threading.Lock()
@@ -53,8 +56,9 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if receiver.delay:
-                    time.sleep(receiver.delay)
+                receiver.called.set()
+                if receiver.gate is not None:
+                    receiver.gate.wait(60)
                 ok = verify(receiver.secret, self.headers.get("Stockroom-Signature", ""), body)
                 with receiver.lock:
                     if not ok:
@@ -70,6 +74,8 @@ class WebhookReceiver:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                with receiver.changed:
+                    receiver.changed.notify_all()
 
             def log_message(self, *args):
                 pass
@@ -83,6 +89,11 @@ class WebhookReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def wait_for(self, count: int, timeout: float = 30) -> bool:
+        """Whether `count` events arrived within `timeout` seconds (a safety net only)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.received) >= count, timeout)
 
     def ids(self) -> list[str]:
         with self.lock:
