@@ -19,6 +19,7 @@ Views, the API, the CLI and the scheduler all call these.
 """
 from .actor import SYSTEM, Actor
 from .alerts import AlertChanges, acknowledge, evaluate_alerts, level_of, resolve
+from . import subscriptions, webhooks  # notifications: staff choices, webhook endpoints
 from .audit import Drift, check, reconcile, repair
 from .expiry import ExpiryResult, expire_due
 from .holds import ReleaseResult, commit, extend, release, release_many, reserve, reserve_cart
