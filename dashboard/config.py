@@ -115,7 +115,8 @@ def notification_settings(env: Mapping[str, str]) -> dict:
                             1, 65535),
         "SMTP_SECURITY": security,
         "SMTP_USER": _given(env, "SMTP_USER"),
-        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
+        # Kept exactly as given (a password may start or end with a space); blank is none.
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") if _given(env, "SMTP_PASSWORD") else None,
         "MAIL_FROM": _given(env, "MAIL_FROM") or "stockroom@localhost",
         # Where mails link to: the dashboard as staff reach it, e.g. https://stock.example.com.
         "DASHBOARD_URL": _base_url(env, "DASHBOARD_URL"),
