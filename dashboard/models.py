@@ -626,6 +626,13 @@ class NotificationDelivery(db.Model):
               sqlite_where=text("status = 'pending'")),
         Index("ix_notification_deliveries_endpoint_id", "endpoint_id", "id"),
         Index("ix_notification_deliveries_staff_id", "staff_id", "id"),
+        # A recipient's queue of pending deliveries: claims take its head only.
+        Index("ix_notification_deliveries_pending_endpoint", "endpoint_id", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index("ix_notification_deliveries_pending_staff", "staff_id", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -6,7 +6,10 @@ Each run (`deliver_due`) does four short steps, none inside a stock transaction:
 2. digests: at DIGEST_HOUR, one digest delivery per digest subscriber per local day;
 3. claim: up to NOTIFY_BATCH due deliveries, `FOR UPDATE SKIP LOCKED`, leased by pushing
    their next attempt past the longest a send can take, so a second scheduler skips them
-   now and takes them again only if this one died;
+   now and takes them again only if this one died. Only deliveries with nothing earlier
+   for the same recipient leased or backing off are taken, and claims take turns (an
+   advisory lock, a few milliseconds), so each recipient gets its events in order however
+   many schedulers run;
 4. send, outside any transaction, one worker per recipient (a slow or down endpoint holds
    up only its own deliveries, each send bounded by NOTIFY_TIMEOUT), in event order per
    recipient; record each outcome in its own short transaction.
@@ -32,7 +35,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, exists, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -59,6 +62,7 @@ MAIL_KINDS = ("alert_opened", "alert_escalated", "alert_resolved")
 FAN_OUT_BATCH = 500
 MAX_WORKERS = 32
 USER_AGENT = "Stockroom-Webhooks/1"
+CLAIM_LOCK = 0x5EED_0016  # pg_advisory_xact_lock key of delivery claims (issue 16)
 
 
 @dataclass
@@ -217,12 +221,22 @@ def lease_seconds() -> int:
 def claim(now: datetime, batch: int) -> list[Send]:
     """Claim and lease up to `batch` due deliveries; locked ones are another scheduler's."""
     lease = now + timedelta(seconds=lease_seconds())
+    table, earlier = NotificationDelivery, aliased(NotificationDelivery)
+    # Only the head of each recipient's queue: nothing made before it for the same recipient
+    # is leased to a scheduler or backing off, so a recipient gets its events in order.
+    behind = exists().where(
+        earlier.status == "pending", earlier.id < table.id, earlier.next_attempt_at > now,
+        or_(and_(table.endpoint_id.is_not(None), earlier.endpoint_id == table.endpoint_id),
+            and_(table.staff_id.is_not(None), earlier.staff_id == table.staff_id)))
     with transaction():
+        if db.session.get_bind().dialect.name == "postgresql":
+            # Claims take turns (a few milliseconds each) so the next one sees this one's
+            # leases; held to the end of this transaction, so safe through a pooler.
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
         ids = db.session.scalars(
-            select(NotificationDelivery.id)
-            .where(NotificationDelivery.status == "pending",
-                   NotificationDelivery.next_attempt_at <= now)
-            .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id)
+            select(table.id)
+            .where(table.status == "pending", table.next_attempt_at <= now, ~behind)
+            .order_by(table.id)  # queue order: a recipient's earlier deliveries first
             .limit(batch)
             .with_for_update(skip_locked=True)
         ).all()

@@ -105,6 +105,10 @@ def upgrade():
                     ['endpoint_id', 'id'])
     op.create_index('ix_notification_deliveries_staff_id', 'notification_deliveries',
                     ['staff_id', 'id'])
+    op.create_index('ix_notification_deliveries_pending_endpoint', 'notification_deliveries',
+                    ['endpoint_id', 'id'], **_where("status = 'pending'"))
+    op.create_index('ix_notification_deliveries_pending_staff', 'notification_deliveries',
+                    ['staff_id', 'id'], **_where("status = 'pending'"))
 
 
 def downgrade():
