@@ -131,6 +131,9 @@ def notification_settings(env: Mapping[str, str]) -> dict:
         "NOTIFY_BACKOFF_FIRST": _whole(env, "NOTIFY_BACKOFF_FIRST", 30, 1, DAY),
         "NOTIFY_BACKOFF_MAX": _whole(env, "NOTIFY_BACKOFF_MAX", 60 * 60, 1, DAY),
         "NOTIFY_RETRY_FOR": _whole(env, "NOTIFY_RETRY_FOR", DAY, 1, 30 * DAY),
+        # An event on every change of available (webhooks' `stock_updated`): an INSERT per
+        # stock change, so off unless a storefront needs it.
+        "NOTIFY_STOCK_UPDATED": _flag(env, "NOTIFY_STOCK_UPDATED", False),
         # The daily digest goes out at this hour of DISPLAY_TIMEZONE.
         "DIGEST_HOUR": _whole(env, "DIGEST_HOUR", 7, 0, 23),
     }

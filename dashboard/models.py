@@ -527,7 +527,7 @@ class LoginAttempt(db.Model):
 # hear it (subscriptions, webhook endpoints), and each send to one of them (deliveries).
 EVENT_KINDS = (
     "alert_opened", "alert_escalated", "alert_resolved", "out_of_stock", "back_in_stock",
-    "test",
+    "stock_updated", "test",
 )
 # What a webhook endpoint may subscribe to ("test" is sent by the admin's button only).
 WEBHOOK_EVENTS = EVENT_KINDS[:-1]

@@ -2,14 +2,17 @@
 caused them, so a change that rolls back tells nobody (issue 16).
 
 The services call these while their locks are held; the scheduler later turns each event
-into deliveries (services.delivery). Nothing here sends anything or reads subscriptions:
-a stock change pays for one INSERT when something worth telling happened, else nothing.
+into deliveries (services.delivery). Nothing here sends anything: a stock change pays for
+one INSERT when something worth telling happened, else nothing. `stock_updated` (every
+change of available, for storefront webhooks) costs an INSERT on every stock change, so it
+is written only when the shop turns it on (NOTIFY_STOCK_UPDATED=1).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
+from flask import current_app
 from sqlalchemy import insert, literal, select
 
 from ..extensions import db
@@ -30,21 +33,30 @@ def crossing(available_before: int, available_after: int) -> str | None:
 
 def available_changed(product_id: int, available_before: int, available_after: int,
                       now: datetime | None = None) -> None:
-    """A product's available moved: `out_of_stock` / `back_in_stock` when it crossed zero.
+    """A product's available moved: `out_of_stock` / `back_in_stock` when it crossed zero
+    (and `stock_updated` on any change when NOTIFY_STOCK_UPDATED is on).
 
     Costs nothing (no statement) when it did not cross, which is almost every change.
     """
-    kind = crossing(available_before, available_after)
-    if kind is not None:
-        _write([_row(kind, product_id, available_after, now or datetime.now(timezone.utc))])
+    availability_crossings([(product_id, available_before, available_after)],
+                           now or datetime.now(timezone.utc))
 
 
 def availability_crossings(changes: Iterable[tuple[int, int, int]], now: datetime) -> None:
     """`available_changed` for many products at once: (product_id, before, after) each."""
+    changes = list(changes)
     rows = [_row(kind, pid, after, now) for pid, before, after in changes
             if (kind := crossing(before, after)) is not None]
+    if changes and stock_updated_wanted():
+        rows += [_row("stock_updated", pid, after, now)
+                 for pid, before, after in changes if before != after]
     if rows:
         _write(rows)
+
+
+def stock_updated_wanted() -> bool:
+    """NOTIFY_STOCK_UPDATED: the shop asked for an event on every change of available."""
+    return bool(current_app.config.get("NOTIFY_STOCK_UPDATED"))
 
 
 def alerts_changed(kind: str, alert_ids: list[int], now: datetime,

@@ -51,7 +51,7 @@ def upgrade():
         sa.Column('fanned_out', sa.Boolean(), nullable=False),
         sa.CheckConstraint(
             "kind IN ('alert_opened', 'alert_escalated', 'alert_resolved', 'out_of_stock',"
-            " 'back_in_stock', 'test')", name='kind_known'),
+            " 'back_in_stock', 'stock_updated', 'test')", name='kind_known'),
         sa.CheckConstraint("kind = 'test' OR product_id IS NOT NULL", name='has_product'),
     )
     op.create_index('ix_notification_events_waiting', 'notification_events', ['id'],

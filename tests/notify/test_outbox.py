@@ -85,3 +85,15 @@ def test_available_changed_writes_nothing_when_nothing_crosses(product_factory, 
     available_changed(product.id, 5, 4, now)
     available_changed(product.id, 5, 0, now)
     assert events() == [("out_of_stock", product.id)]
+
+
+def test_stock_updated_is_written_for_every_change_only_when_turned_on(
+        app, product_factory, now, monkeypatch):
+    product = product_factory(on_hand=10, threshold=2)
+    adjust(product.id, -3, reason="sold", actor=SYSTEM, now=now)
+    assert events() == []  # off by default: no statement added to a stock change
+    monkeypatch.setitem(app.config, "NOTIFY_STOCK_UPDATED", True)
+    adjust(product.id, -2, reason="sold", actor=SYSTEM, now=now)
+    adjust(product.id, -5, reason="sold", actor=SYSTEM, now=now)
+    assert events() == [("stock_updated", product.id), ("out_of_stock", product.id),
+                        ("stock_updated", product.id), ("alert_opened", product.id)]

@@ -182,3 +182,15 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body():
     header = webhooks.signature(SECRET, 1700000000, b'{"a":1}')
     digest = hmac.new(SECRET.encode(), b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={digest}"
+
+
+def test_an_endpoint_for_stock_updated_gets_each_change_with_its_available(
+        app, receiver, product_factory, now, monkeypatch):
+    monkeypatch.setitem(app.config, "NOTIFY_STOCK_UPDATED", True)
+    webhooks.add_endpoint(receiver.url, ["stock_updated"], SECRET, actor=SYSTEM, now=now)
+    product = product_factory(on_hand=10, threshold=2)
+    adjust(product.id, -3, reason="sold", actor=SYSTEM, now=now)
+    adjust(product.id, 4, reason="found", actor=SYSTEM, now=now)
+    assert deliver_due(now).delivered == 2
+    assert [(r["event"], r["body"]["available"]) for r in receiver.received] == [
+        ("stock_updated", 7), ("stock_updated", 11)]
