@@ -64,14 +64,20 @@ def test_admins_see_who_receives_what(client_for, staff_factory, now):
 
 
 @pytest.mark.parametrize("role", ["viewer", "merchandiser", "support", "manager"])
-def test_only_admins_reach_the_notification_admin_pages(client_for, role):
+def test_only_admins_reach_the_notification_admin_pages(client_for, role, endpoint):
     client = client_for(role)
+    assert client.post(f"/admin/webhooks/{endpoint.id}/test").status_code == 403
+    assert client.post(f"/admin/webhooks/{endpoint.id}/active",
+                       data={"active": "0"}).status_code == 403
+    assert _count(NotificationEvent) == 0
+    assert db.session.get(WebhookEndpoint, endpoint.id).is_active is True
+    db.session.commit()
     assert client.get("/admin/notifications").status_code == 403
     assert client.get("/admin/webhooks").status_code == 403
     answer = client.post("/admin/webhooks", data={"url": "http://127.0.0.1/x",
                                                   "events": ["out_of_stock"]})
     assert answer.status_code == 403
-    assert _count(WebhookEndpoint) == 0
+    assert _count(WebhookEndpoint) == 1  # only the fixture's
 
 
 def test_an_admin_adds_an_endpoint_sees_its_secret_once_and_its_log(
