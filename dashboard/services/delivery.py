@@ -79,6 +79,7 @@ class Send:
     event_id: str = ""
     kind: str = ""
     mail: EmailMessage | None = None
+    refusal: str | None = None  # known at claim time never to be sendable
 
 
 @dataclass
@@ -273,6 +274,8 @@ def _prepared(row, lease: datetime) -> Send:
         send.url, send.secret, send.kind = endpoint.url, endpoint.secret, event.kind
         send.event_id = payload["id"]
         send.body = json.dumps(payload, separators=(",", ":")).encode()
+    elif not staff.is_active:
+        send.refusal = f"{staff.email} was deactivated"
     elif delivery.digest_day is not None:
         send.kind = "digest"
         send.mail = _digest_mail(staff, json.loads(delivery.digest))
@@ -348,6 +351,8 @@ def _send_in_order(group: list[Send], smtp, allowed, timeout: int):
 
 
 def _send_one(send: Send, smtp, allowed, timeout: int) -> Outcome:
+    if send.refusal is not None:
+        return Outcome(False, error=send.refusal, permanent=True)
     try:
         if send.mail is not None:
             if smtp is None:

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from dashboard.extensions import db
 from dashboard.models import Product
-from dashboard.services import SYSTEM, adjust, subscriptions
-from dashboard.services.delivery import deliver_due
+from dashboard.services import SYSTEM, adjust, set_staff_active, subscriptions
+from dashboard.services.delivery import deliver_due, fan_out
 from tests.notify.helpers import deliveries, in_category
 
 
@@ -107,3 +107,16 @@ def test_smtp_down_is_retried_then_delivered(smtp, staff_factory, product_factor
     monkeypatch.setitem(notify_config, "SMTP_PORT", port)
     assert deliver_due(now + timedelta(seconds=31)).delivered == 1
     assert len(smtp.mails) == 1
+
+
+def test_a_member_deactivated_before_the_send_gets_nothing(smtp, staff_factory,
+                                                          product_factory, now):
+    manager = staff_factory("manager")
+    subscriptions.choose(manager.id, "immediate", None, now=now)
+    product = product_factory(on_hand=3, threshold=1)
+    adjust(product.id, -3, reason="sold", actor=SYSTEM, now=now)
+    assert fan_out(now) == 2
+    set_staff_active(manager.id, False)
+    assert deliver_due(now).failed == 1
+    assert smtp.mails == []
+    assert deliveries()[0].last_error == "manager@example.com was deactivated"
