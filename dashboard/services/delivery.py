@@ -414,7 +414,8 @@ def _record(send: Send, outcome: Outcome | None, now: datetime, report: Report,
             values = {"next_attempt_at": retry_at}
             report.waiting += 1
         elif outcome.ok:
-            values = {"status": "delivered", "delivered_at": now, "last_error": None}
+            # last_error stays: the log shows what a delivery got through before it went.
+            values = {"status": "delivered", "delivered_at": now}
             report.delivered += 1
         else:
             attempts = db.session.scalar(select(table.attempts).where(*ours))
