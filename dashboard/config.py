@@ -91,6 +91,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
         # /metrics answers these addresses, and anyone sending `Authorization: Bearer <token>`.
         "METRICS_ALLOW": _networks(env, "METRICS_ALLOW", "127.0.0.0/8,::1/128"),
         "METRICS_TOKEN": _secret(env, "METRICS_TOKEN", 16),
+        **notification_settings(env),
     }
     # The body (a count file) and a form's text (the checked file, posted back to apply it).
     settings["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
@@ -101,6 +102,44 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
             f" HOLD_TTL_MIN ({settings['HOLD_TTL_MIN']}) and HOLD_TTL_MAX"
             f" ({settings['HOLD_TTL_MAX']})"
         )
+    return settings
+
+
+def notification_settings(env: Mapping[str, str]) -> dict:
+    """Mail over SMTP (nothing is sent while SMTP_HOST is unset), webhooks, and how the
+    scheduler delivers and retries them (issue 16)."""
+    security = _choice(env, "SMTP_SECURITY", "starttls", ("starttls", "tls", "none"))
+    settings = {
+        "SMTP_HOST": _given(env, "SMTP_HOST"),
+        "SMTP_PORT": _whole(env, "SMTP_PORT", {"tls": 465, "starttls": 587}.get(security, 25),
+                            1, 65535),
+        "SMTP_SECURITY": security,
+        "SMTP_USER": _given(env, "SMTP_USER"),
+        # Kept exactly as given (a password may start or end with a space); blank is none.
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") if _given(env, "SMTP_PASSWORD") else None,
+        "MAIL_FROM": _given(env, "MAIL_FROM") or "stockroom@localhost",
+        # Where mails link to: the dashboard as staff reach it, e.g. https://stock.example.com.
+        "DASHBOARD_URL": _base_url(env, "DASHBOARD_URL"),
+        # Hosts a webhook may be sent to (exact names, or *.example.com); none: no webhooks.
+        "WEBHOOK_ALLOWED_HOSTS": _hosts(env, "WEBHOOK_ALLOWED_HOSTS"),
+        # The scheduler's delivery: every NOTIFY_INTERVAL seconds, at most NOTIFY_BATCH sends
+        # at once, each given NOTIFY_TIMEOUT seconds; failures retried after 30 s, 60 s, ...
+        # (at most NOTIFY_BACKOFF_MAX apart) until NOTIFY_RETRY_FOR after the first try.
+        "NOTIFY_INTERVAL": _whole(env, "NOTIFY_INTERVAL", 5, 1, DAY),
+        "NOTIFY_BATCH": _whole(env, "NOTIFY_BATCH", 50, 1, 1000),
+        "NOTIFY_TIMEOUT": _whole(env, "NOTIFY_TIMEOUT", 5, 1, 120),
+        "NOTIFY_BACKOFF_FIRST": _whole(env, "NOTIFY_BACKOFF_FIRST", 30, 1, DAY),
+        "NOTIFY_BACKOFF_MAX": _whole(env, "NOTIFY_BACKOFF_MAX", 60 * 60, 1, DAY),
+        "NOTIFY_RETRY_FOR": _whole(env, "NOTIFY_RETRY_FOR", DAY, 1, 30 * DAY),
+        # An event on every change of available (webhooks' `stock_updated`): an INSERT per
+        # stock change, so off unless a storefront needs it.
+        "NOTIFY_STOCK_UPDATED": _flag(env, "NOTIFY_STOCK_UPDATED", False),
+        # The daily digest goes out at this hour of DISPLAY_TIMEZONE.
+        "DIGEST_HOUR": _whole(env, "DIGEST_HOUR", 7, 0, 23),
+    }
+    if settings["SMTP_HOST"] and not settings["DASHBOARD_URL"]:
+        raise ConfigError("DASHBOARD_URL must be set when SMTP_HOST is: mails link to the"
+                          " dashboard, e.g. DASHBOARD_URL=https://stock.example.com")
     return settings
 
 
@@ -215,6 +254,27 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...
         except ValueError:
             raise ConfigError(f"{name} must be addresses or CIDR ranges such as 10.0.0.0/8;"
                               f" it has {part[:60]!r}") from None
+    return tuple(found)
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str | None:
+    value = _given(env, name)
+    if value is None:
+        return None
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ConfigError(f"{name} must be an http(s) address such as https://stock.example.com;"
+                          f" it is {value[:60]!r}")
+    return value.rstrip("/")
+
+
+def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated host names or addresses; `*.example.com` allows its subdomains."""
+    found = []
+    for part in filter(None, (p.strip().lower() for p in (env.get(name) or "").split(","))):
+        if not re.fullmatch(r"(\*\.)?[a-z0-9._:\[\]-]{1,253}", part):
+            raise ConfigError(f"{name} must be host names such as hooks.example.com or"
+                              f" *.example.com; it has {part[:60]!r}")
+        found.append(part)
     return tuple(found)
 
 

@@ -535,3 +535,138 @@ class LoginAttempt(db.Model):
     email: Mapped[str] = mapped_column(String(254))
     ip: Mapped[str] = mapped_column(String(45))
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Notifications (issue 16): what happened (events, the transactional outbox), who wants to
+# hear it (subscriptions, webhook endpoints), and each send to one of them (deliveries).
+EVENT_KINDS = (
+    "alert_opened", "alert_escalated", "alert_resolved", "out_of_stock", "back_in_stock",
+    "stock_updated", "test",
+)
+# What a webhook endpoint may subscribe to ("test" is sent by the admin's button only).
+WEBHOOK_EVENTS = EVENT_KINDS[:-1]
+SUBSCRIPTION_MODES = ("off", "immediate", "digest")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class NotificationEvent(db.Model):
+    """Something people or storefronts are told about, written in the same transaction as
+    the change that caused it (a change that rolls back leaves none)."""
+
+    __tablename__ = "notification_events"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind_known"),
+        CheckConstraint("kind = 'test' OR product_id IS NOT NULL", name="has_product"),
+        # The scheduler's fan-out reads only the events not yet turned into deliveries.
+        Index("ix_notification_events_waiting", "id",
+              postgresql_where=text("NOT fanned_out"), sqlite_where=text("NOT fanned_out")),
+        Index("ix_notification_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("stock_alerts.id"))
+    # The alert's level (LOW_STOCK, OUT_OF_STOCK) and the product's available at the time.
+    level: Mapped[str | None] = mapped_column(String(12))
+    available: Mapped[int | None] = mapped_column(Integer)
+    # Who resolved the alert (null: automatically) or pressed "send test".
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # A test event goes to this endpoint only.
+    endpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebhookEndpoint(db.Model):
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (CheckConstraint("length(secret) >= 16", name="secret_long_enough"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    # Space-separated event kinds (WEBHOOK_EVENTS) this endpoint receives.
+    events: Mapped[str] = mapped_column(Text)
+    # Kept as given: every delivery is signed with it (HMAC), so it cannot be hashed.
+    secret: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    @property
+    def event_kinds(self) -> list[str]:
+        return self.events.split()
+
+
+class NotificationSubscription(db.Model):
+    """A staff member's choice; without a row, managers get a digest of everything and
+    everyone else nothing (services.subscriptions.effective)."""
+
+    __tablename__ = "notification_subscriptions"
+    __table_args__ = (CheckConstraint(_in("mode", SUBSCRIPTION_MODES), name="mode_known"),)
+
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    # JSON list of categories; null: every product, with or without a category.
+    categories: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotificationDelivery(db.Model):
+    """One event (or one day's digest) to one recipient: a webhook endpoint or a staff
+    member's mailbox; sent by the scheduler, retried with backoff, then failed."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status_known"),
+        CheckConstraint("(endpoint_id IS NULL) <> (staff_id IS NULL)", name="one_recipient"),
+        CheckConstraint("(event_id IS NULL) <> (digest_day IS NULL)", name="event_or_digest"),
+        CheckConstraint("digest_day IS NULL OR staff_id IS NOT NULL", name="digest_by_mail"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # Each event reaches each recipient once; each member gets one digest a day.
+        Index("uq_notification_deliveries_event_endpoint", "event_id", "endpoint_id",
+              unique=True, postgresql_where=text("endpoint_id IS NOT NULL"),
+              sqlite_where=text("endpoint_id IS NOT NULL")),
+        Index("uq_notification_deliveries_event_staff", "event_id", "staff_id",
+              unique=True, postgresql_where=text("staff_id IS NOT NULL AND event_id IS NOT NULL"),
+              sqlite_where=text("staff_id IS NOT NULL AND event_id IS NOT NULL")),
+        Index("uq_notification_deliveries_digest", "staff_id", "digest_day",
+              unique=True, postgresql_where=text("digest_day IS NOT NULL"),
+              sqlite_where=text("digest_day IS NOT NULL")),
+        # What the scheduler claims next: the few pending ones, soonest first.
+        Index("ix_notification_deliveries_due", "next_attempt_at", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index("ix_notification_deliveries_endpoint_id", "endpoint_id", "id"),
+        Index("ix_notification_deliveries_staff_id", "staff_id", "id"),
+        # A recipient's queue of pending deliveries: claims take its head only.
+        Index("ix_notification_deliveries_pending_endpoint", "endpoint_id", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index("ix_notification_deliveries_pending_staff", "staff_id", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("notification_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"))
+    # The local day a digest covers (DISPLAY_TIMEZONE), and what it says (JSON), fixed
+    # when it is made so a retry sends the same mail.
+    digest_day: Mapped[str | None] = mapped_column(String(10))
+    digest: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Pending: not before this (a claimed one is leased until it, so no one else takes it).
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The receiver's HTTP status or the SMTP reply code of the last attempt.
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

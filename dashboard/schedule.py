@@ -15,7 +15,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def interval(name: str) -> int:
-    """Seconds between runs of `name` (EXPIRE_INTERVAL, ALERTS_INTERVAL, RECONCILE_INTERVAL)."""
+    """Seconds between runs of `name` (EXPIRE_INTERVAL, ALERTS_INTERVAL, RECONCILE_INTERVAL,
+    and NOTIFY_INTERVAL for notification delivery, which every scheduler runs unclaimed)."""
     return int(current_app.config[f"{name.upper()}_INTERVAL"])
 
 

@@ -20,6 +20,11 @@ DEFAULTS = {
     "DISPLAY_TIMEZONE": "UTC", "LOG_LEVEL": "INFO", "LOG_FORMAT": "text", "PROXY_HOPS": 0,
     "DATABASE_POOLER": "direct", "DATABASE_PREPARE": "auto",
     "METRICS_ALLOW": ("127.0.0.0/8", "::1/128"), "METRICS_TOKEN": None,
+    "SMTP_HOST": None, "SMTP_PORT": 587, "SMTP_SECURITY": "starttls", "SMTP_USER": None,
+    "SMTP_PASSWORD": None, "MAIL_FROM": "stockroom@localhost", "DASHBOARD_URL": None,
+    "WEBHOOK_ALLOWED_HOSTS": (), "NOTIFY_INTERVAL": 5, "NOTIFY_BATCH": 50, "NOTIFY_TIMEOUT": 5,
+    "NOTIFY_BACKOFF_FIRST": 30, "NOTIFY_BACKOFF_MAX": 3600, "NOTIFY_RETRY_FOR": 86400,
+    "DIGEST_HOUR": 7, "NOTIFY_STOCK_UPDATED": False,
 }
 
 
@@ -44,6 +49,14 @@ def test_unset_or_blank_variables_take_the_documented_defaults():
      ("10.1.2.3/32", "192.168.0.0/16", "::1/128")),
     ({"METRICS_ALLOW": "none"}, "METRICS_ALLOW", ()),
     ({"METRICS_TOKEN": "metrics-token-0123456789"}, "METRICS_TOKEN", "metrics-token-0123456789"),
+    ({"SMTP_SECURITY": "TLS"}, "SMTP_PORT", 465),
+    ({"SMTP_SECURITY": "none"}, "SMTP_PORT", 25),
+    ({"SMTP_SECURITY": "tls", "SMTP_PORT": "2465"}, "SMTP_PORT", 2465),
+    ({"SMTP_PASSWORD": " spaced pass "}, "SMTP_PASSWORD", " spaced pass "),
+    ({"SMTP_HOST": "mail.example.com", "DASHBOARD_URL": "https://stock.example.com/"},
+     "DASHBOARD_URL", "https://stock.example.com"),
+    ({"WEBHOOK_ALLOWED_HOSTS": "Hooks.Example.com, *.shop.example,127.0.0.1"},
+     "WEBHOOK_ALLOWED_HOSTS", ("hooks.example.com", "*.shop.example", "127.0.0.1")),
 ])
 def test_values_are_parsed(given, setting, wanted):
     assert from_environment(given)[setting] == wanted
@@ -72,10 +85,22 @@ def test_values_are_parsed(given, setting, wanted):
     ("LOG_FORMAT", "xml"),
     ("METRICS_ALLOW", "10.0.0.0/8,prometheus.internal"),  # names are not resolved
     ("METRICS_TOKEN", "secret"),  # too short to be one
+    ("SMTP_SECURITY", "ssl"),
+    ("SMTP_PORT", "70000"),
+    ("DASHBOARD_URL", "stock.example.com"),  # mails need an absolute address
+    ("DASHBOARD_URL", "javascript:alert(1)"),
+    ("WEBHOOK_ALLOWED_HOSTS", "hooks.example.com/path"),
+    ("NOTIFY_TIMEOUT", "0"),
+    ("DIGEST_HOUR", "24"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(name, value):
     with pytest.raises(ConfigError, match=f"^{name} must be"):
         from_environment({name: value})
+
+
+def test_mail_needs_the_dashboard_address_to_link_to():
+    with pytest.raises(ConfigError, match="^DASHBOARD_URL must be set when SMTP_HOST is"):
+        from_environment({"SMTP_HOST": "mail.example.com"})
 
 
 def test_the_default_ttl_must_lie_within_its_bounds():

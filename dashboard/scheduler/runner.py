@@ -25,7 +25,7 @@ from werkzeug.serving import is_running_from_reloader
 from ..config import inprocess_scheduler
 from ..extensions import db
 from ..schedule import EPOCH
-from ..services import jobs
+from ..services import delivery, jobs
 from ..services.job_runs import HOST, one_line
 
 log = logging.getLogger("stockroom.scheduler")
@@ -50,6 +50,12 @@ def build(app: Flask) -> tuple[BackgroundScheduler, ThreadPoolExecutor]:
             _run, _every(app.config[f"{name.upper()}_INTERVAL"]), args=(app, name),
             id=name, name=name,
         )
+    # Not slot-claimed like the jobs: every scheduler delivers, each claiming different
+    # deliveries (FOR UPDATE SKIP LOCKED), so one process's slow sends never stall the rest.
+    scheduler.add_job(
+        _deliver, _every(app.config["NOTIFY_INTERVAL"]), args=(app,), id="notify",
+        name="notify",
+    )
     scheduler.add_job(
         _beat, _every(heartbeat_seconds(app)), args=(app,), id="heartbeat", name="heartbeat",
         next_run_time=datetime.now(timezone.utc),
@@ -72,6 +78,22 @@ def _run(app: Flask, name: str) -> None:
             jobs.run_scheduled(name, datetime.now(timezone.utc))
         finally:
             db.session.remove()
+
+
+def _deliver(app: Flask) -> None:
+    with app.app_context():
+        try:
+            report = delivery.deliver_due(datetime.now(timezone.utc))
+        except Exception as error:
+            db.session.rollback()
+            log.error("notifications not delivered this time: %s", one_line(error))
+            return
+        finally:
+            db.session.remove()
+        if any(report.as_dict().values()):
+            log.info("notify: %s", " ".join(f"{k}={v}" for k, v in report.as_dict().items()))
+        for line in report.errors[:10]:
+            log.warning("notify: %s", line)
 
 
 def _beat(app: Flask) -> None:
@@ -98,9 +120,10 @@ def serve(app: Flask) -> None:
     signal.signal(signal.SIGINT, stop)
     backend = db.engine.dialect.name
     log.info(
-        "scheduler %s started: expire every %ss, alerts every %ss, reconcile every %ss (%s)",
+        "scheduler %s started: expire every %ss, alerts every %ss, reconcile every %ss,"
+        " notify every %ss (%s)",
         HOST, app.config["EXPIRE_INTERVAL"], app.config["ALERTS_INTERVAL"],
-        app.config["RECONCILE_INTERVAL"], backend,
+        app.config["RECONCILE_INTERVAL"], app.config["NOTIFY_INTERVAL"], backend,
     )
     if backend != "postgresql":
         log.warning("SQLite: run one scheduler at a time, on the host that holds the file")

@@ -14,11 +14,15 @@ Views, the API, the CLI and the scheduler all call these.
   (signed-in devices);
 - the scheduler's work: `jobs` (the jobs, run once per slot), `job_runs` (their records and
   locks), `housekeeping` (pruning);
+- notifications: `events` (the outbox, written with each change), `subscriptions` (who
+  wants mail), `webhooks` (endpoints, the allow-list, signing), `delivery` (fan-out, claims,
+  sends and retries, run by the scheduler), `mail` (SMTP);
 - underneath: `ledger` (every counter move), `owners`, `limits`, `actor`, `errors`,
   `transaction` (the one commit/rollback helper).
 """
 from .actor import SYSTEM, Actor
 from .alerts import AlertChanges, acknowledge, evaluate_alerts, level_of, resolve
+from . import subscriptions, webhooks  # notifications: staff choices, webhook endpoints
 from .audit import Drift, check, reconcile, repair
 from .expiry import ExpiryResult, expire_due
 from .holds import ReleaseResult, commit, extend, release, release_many, reserve, reserve_cart

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import Product, StockAlert
 from .actor import Actor
 from .errors import AlertWrongState, NotFound
+from .events import alerts_changed
 from .ledger import among
 from .limits import reason_text, require_whole_number
 from .transaction import transactional
@@ -87,6 +88,8 @@ def evaluate_product(
                 else "Resolved automatically: the product was deactivated."
             )
             changes.resolved += 1
+            db.session.flush()
+            alerts_changed("alert_resolved", [alert.id], now)
         if muted:
             db.session.execute(
                 update(Product).where(Product.id == product_id).values(alert_muted=False)
@@ -100,15 +103,19 @@ def evaluate_product(
             else:
                 changes.deescalated += 1
             alert.kind, alert.kind_changed_at = level, now
+            if changes.escalated:
+                db.session.flush()
+                alerts_changed("alert_escalated", [alert.id], now)
         return changes
     if not muted:
-        _insert_alerts(
+        opened = _insert_alerts(
             select(
                 db.literal(product_id), db.literal(level), db.literal("open"),
                 db.literal(now, type_=StockAlert.opened_at.type), db.literal(available),
             )
         )
-        changes.opened += 1
+        alerts_changed("alert_opened", opened, now)
+        changes.opened += len(opened)
     return changes
 
 
@@ -199,14 +206,17 @@ def _apply(plan: _Plan, now: datetime) -> AlertChanges:
             .where(Product.id == StockAlert.product_id)
             .scalar_subquery()
         )
-        changes.resolved = db.session.execute(
+        resolved = db.session.scalars(
             update(StockAlert)
             .where(unresolved, among(StockAlert.product_id, plan.resolve),
                    alert_level.is_(None))
             .values(status="resolved", resolved_at=now, resolved_by_id=None,
                     resolution_note=note)
+            .returning(StockAlert.id)
             .execution_options(**no_sync)
-        ).rowcount
+        ).all()
+        changes.resolved = len(resolved)
+        alerts_changed("alert_resolved", resolved, now)
     if plan.unmute:
         db.session.execute(
             update(Product)
@@ -215,13 +225,16 @@ def _apply(plan: _Plan, now: datetime) -> AlertChanges:
             .execution_options(**no_sync)
         )
     if plan.escalate:  # re-opened: a worse state needs fresh attention
-        changes.escalated = db.session.execute(
+        escalated = db.session.scalars(
             update(StockAlert)
             .where(unresolved, among(StockAlert.product_id, plan.escalate),
                    StockAlert.kind == "LOW_STOCK", alert_level == "OUT_OF_STOCK")
             .values(kind="OUT_OF_STOCK", kind_changed_at=now, status="open")
+            .returning(StockAlert.id)
             .execution_options(**no_sync)
-        ).rowcount
+        ).all()
+        changes.escalated = len(escalated)
+        alerts_changed("alert_escalated", escalated, now)
     if plan.deescalate:
         changes.deescalated = db.session.execute(
             update(StockAlert)
@@ -231,16 +244,18 @@ def _apply(plan: _Plan, now: datetime) -> AlertChanges:
             .execution_options(**no_sync)
         ).rowcount
     if plan.raise_:
-        changes.opened = _insert_alerts(
+        opened = _insert_alerts(
             select(
                 Product.id, level, db.literal("open"),
                 db.literal(now, type_=StockAlert.opened_at.type), available,
             ).where(among(Product.id, plan.raise_), level.is_not(None), ~Product.alert_muted)
         )
+        changes.opened = len(opened)
+        alerts_changed("alert_opened", opened, now)
     return changes
 
 
-def _insert_alerts(rows_select) -> int:
+def _insert_alerts(rows_select) -> list[int]:
     """INSERT ... SELECT that skips products which got an unresolved alert meanwhile (I4)."""
     dialect = db.session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -252,8 +267,8 @@ def _insert_alerts(rows_select) -> int:
     statement = statement.on_conflict_do_nothing(
         index_elements=["product_id"], index_where=text("status <> 'resolved'")
     ).returning(StockAlert.id)
-    # Count RETURNING rows: psycopg reports no rowcount for INSERT ... SELECT ... ON CONFLICT.
-    return len(db.session.execute(statement).all())
+    # The new alerts' ids (psycopg reports no rowcount for INSERT ... SELECT ... ON CONFLICT).
+    return list(db.session.scalars(statement))
 
 
 @transactional
@@ -299,6 +314,8 @@ def resolve(alert_id: int, *, actor: Actor, note: str, now: datetime) -> StockAl
     alert.status, alert.resolved_at = "resolved", now
     alert.resolved_by_id = actor.staff_id
     alert.resolution_note = note
+    db.session.flush()
+    alerts_changed("alert_resolved", [alert.id], now, staff_id=actor.staff_id)
     product = db.session.get(Product, alert.product_id)
     if level_of(product.available, product.low_stock_threshold, product.is_active) is not None:
         product.alert_muted = True

@@ -21,7 +21,7 @@ from . import catalogue_fields as fields
 from .actor import Actor
 from .alerts import evaluate_all
 from .errors import Conflict
-from .ledger import Move, record
+from .ledger import OPENING_STOCK, Move, record
 
 _WRITE_CHUNK = 10_000
 # Rows per read: SQLite's IN lists stay under its 32,766 bind parameters.
@@ -45,7 +45,7 @@ def apply(result, actor: Actor, now: datetime) -> None:
     except IntegrityError:  # a concurrent change took a SKU or barcode: the caller rolls back
         raise Conflict("another change to the same products was saved at the same time;"
                        " nothing was changed, try again") from None
-    record([Move(new_ids[o.sku], "receive", on_hand_delta=o.on_hand, reason="opening stock",
+    record([Move(new_ids[o.sku], "receive", on_hand_delta=o.on_hand, reason=OPENING_STOCK,
                  on_hand_after=o.on_hand, reserved_after=0)
             for o in created if o.on_hand], actor, now)
     result.ids.update(new_ids)

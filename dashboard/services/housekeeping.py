@@ -4,18 +4,20 @@ How long each kind is kept: finished job runs two weeks, failed sign-ins a day (
 throttling window, if longer), staff sessions until their absolute lifetime, heartbeats of
 schedulers silent for a day, the API's Idempotency-Key answers 24 hours (the promise the
 OpenAPI document makes to storefronts), and staff submits a day (a form left open longer is
-out of date anyway).
+out of date anyway), and finished notification deliveries with their events 30 days (the
+delivery log's reach; a digest reads only the last day's events).
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import delete, exists
 
 from ..extensions import db
 from ..models import (
-    IdempotencyKey, JobRun, LoginAttempt, SchedulerHeartbeat, StaffSession, Submission,
+    IdempotencyKey, JobRun, LoginAttempt, NotificationDelivery, NotificationEvent,
+    SchedulerHeartbeat, StaffSession, Submission,
 )
 from .transaction import transactional
 
@@ -24,6 +26,7 @@ KEEP_LOGIN_ATTEMPTS = timedelta(days=1)
 KEEP_SILENT_HEARTBEATS = timedelta(days=1)
 KEEP_IDEMPOTENCY_KEYS = timedelta(hours=24)
 KEEP_SUBMISSIONS = timedelta(days=1)
+KEEP_NOTIFICATIONS = timedelta(days=30)
 
 
 @transactional
@@ -48,7 +51,21 @@ def _prune_records(now: datetime) -> dict[str, int]:
         "submissions": db.session.execute(
             delete(Submission).where(Submission.created_at < now - KEEP_SUBMISSIONS)
         ).rowcount,
+        **_prune_notifications(now - KEEP_NOTIFICATIONS),
     }
+
+
+def _prune_notifications(before: datetime) -> dict[str, int]:
+    deliveries = db.session.execute(
+        delete(NotificationDelivery).where(NotificationDelivery.created_at < before,
+                                           NotificationDelivery.status != "pending")
+    ).rowcount
+    events = db.session.execute(
+        delete(NotificationEvent).where(
+            NotificationEvent.created_at < before, NotificationEvent.fanned_out,
+            ~exists().where(NotificationDelivery.event_id == NotificationEvent.id))
+    ).rowcount
+    return {"notification_deliveries": deliveries, "notification_events": events}
 
 
 @transactional

@@ -16,6 +16,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from ..extensions import db
 from ..models import Product, StockMovement
 from .actor import Actor
+from . import events  # the outbox: news written with the change
+
+# The reason on a new product's first receipt: not news to anyone (it was never on sale).
+OPENING_STOCK = "opening stock"
 
 
 @dataclass
@@ -58,8 +62,10 @@ _INSERT_MOVEMENTS = insert(StockMovement.__table__)
 
 
 def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
-    """Append ledger rows (one multi-row INSERT)."""
+    """Append ledger rows (one multi-row INSERT), and the outbox's events for products whose
+    available crossed zero: every counter change writes its ledger line here."""
     moves = list(moves)
+    events.availability_crossings(_available_before_after(moves), now)
     if len(moves) >= _RECORD_MANY_FROM and db.session.get_bind().dialect.name == "postgresql":
         params = {c: [getattr(m, c) for m in moves] for c in _RECORD_COLUMNS}
         db.session.execute(_RECORD_MANY, {
@@ -85,6 +91,19 @@ def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
     if rows:
         # Core, on the session's connection: the ORM's bulk path costs more Python per call.
         db.session.connection().execute(_INSERT_MOVEMENTS, rows)
+
+
+def _available_before_after(moves: list[Move]):
+    """(product_id, available before the first move, after the last) per product moved."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for m in moves:
+        if m.reason == OPENING_STOCK or m.on_hand_after is None:
+            continue
+        after = m.on_hand_after - m.reserved_after
+        first.setdefault(m.product_id, after - (m.on_hand_delta - m.reserved_delta))
+        last[m.product_id] = after
+    return [(pid, before, last[pid]) for pid, before in first.items()]
 
 
 def among(column_, values: list):

@@ -13,7 +13,7 @@ from . import limits
 from .actor import Actor
 from .alerts import evaluate_all
 from .errors import Conflict, InactiveProduct, InvalidInput, UnknownProduct
-from .ledger import Move, apply_deltas, lock_products
+from .ledger import OPENING_STOCK, Move, apply_deltas, lock_products
 from .transaction import transactional
 
 
@@ -104,7 +104,7 @@ def create_product(
     except IntegrityError:  # @transactional rolls back
         raise Conflict(f"a product with SKU {sku} already exists")
     if on_hand:
-        apply_deltas([Move(product.id, "receive", on_hand_delta=on_hand, reason="opening stock")],
+        apply_deltas([Move(product.id, "receive", on_hand_delta=on_hand, reason=OPENING_STOCK)],
                      actor, now)
     evaluate_all([product.id], now)
     return fresh_product(product.id)

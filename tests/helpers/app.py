@@ -15,7 +15,8 @@ from dashboard.extensions import db
 ROOT = Path(__file__).resolve().parents[2]  # the repository: tests/helpers/app.py
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 TABLES = [
-    "submissions", "idempotency_keys", "login_attempts", "scheduler_heartbeats", "job_runs",
+    "notification_deliveries", "notification_events", "notification_subscriptions",
+    "webhook_endpoints", "submissions", "idempotency_keys", "login_attempts", "scheduler_heartbeats", "job_runs",
     "stock_movements", "stock_alerts", "reservations", "order_items", "orders",
     "cart_items", "carts", "products", "api_clients", "staff_sessions", "staff_users",
 ]

@@ -271,7 +271,8 @@ def test_no_scheduler_outside_a_command(monkeypatch):
 def test_the_built_scheduler_fires_each_job_on_aligned_slots(app):
     scheduler, _executor = runner.build(app)
     triggers = {job.id: job.trigger for job in scheduler.get_jobs()}
-    assert set(triggers) == {"expire", "alerts", "reconcile", "heartbeat"}
+    assert set(triggers) == {"expire", "alerts", "reconcile", "notify", "heartbeat"}
     after = datetime(2026, 11, 21, 12, 0, 7, tzinfo=UTC)
     assert triggers["expire"].get_next_fire_time(None, after) == at(12, 0, 30)
+    assert triggers["notify"].get_next_fire_time(None, after) == at(12, 0, 10)
     assert triggers["reconcile"].get_next_fire_time(None, after) == at(12, 10)

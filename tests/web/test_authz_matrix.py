@@ -74,6 +74,13 @@ ACTIONS = [
     ("change own password", "POST", "/account/password",
      {"current": PASSWORD, "password": "my-new-long-pw-3"}, "own_account", True),
     ("sign out everywhere", "POST", "/account/sign-out-everywhere", {}, "own_account", True),
+    ("notification settings page", "GET", "/account/notifications", None, "own_account", False),
+    ("save notification settings", "POST", "/account/notifications",
+     {"mode": "immediate", "everything": "y"}, "own_account", False),
+    ("who receives what", "GET", "/admin/notifications", None, "manage_staff", False),
+    ("webhooks page", "GET", "/admin/webhooks", None, "manage_staff", False),
+    ("add webhook", "POST", "/admin/webhooks",
+     {"url": "https://hooks.example.com/x", "events": "out_of_stock"}, "manage_staff", False),
 ]
 
 PAGES = [
