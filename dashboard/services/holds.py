@@ -16,7 +16,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import Cart, Product, Reservation
-from . import holds_pg, limits
+from . import events, holds_pg, limits
 from .actor import SYSTEM, Actor
 from .alerts import evaluate_all, evaluate_product, level_of
 from .errors import (
@@ -105,7 +105,7 @@ def reserve(
         if done is not None:
             hold_id, change = done
             hold = _hold_object(hold_id, change.product_id, quantity, owner, ttl, actor, now)
-            _evaluate(change, now)
+            _changed_in_one_statement(change, now)
             return hold
         after, gave_back = _take_slowly(product, quantity, now, taken_tried=True)
     else:
@@ -191,6 +191,13 @@ def _hold_object(hold_id: int, product_id: int, quantity: int, owner: Owner, ttl
     make_transient_to_detached(hold)
     db.session.add(hold)
     return hold
+
+
+def _changed_in_one_statement(change: StockChange, now: datetime) -> None:
+    """What `ledger.record` does after a move (the zero-crossing event), which the one
+    statement wrote its ledger line without, then the alert check."""
+    events.available_changed(change.product_id, change.available_before, change.available, now)
+    _evaluate(change, now)
 
 
 def _evaluate(change: StockChange, now: datetime) -> None:
@@ -411,7 +418,7 @@ def _end_one(reservation_id: int, status: str, kind: str, reason: str, actor: Ac
         done = holds_pg.end(reservation_id, consume, status, kind, reason, actor, now)
         if done is not None:
             hold, change = done
-            _evaluate(change, now)
+            _changed_in_one_statement(change, now)
             return hold
     hold = _active_hold(reservation_id, actor)
     end_holds([hold], status, kind, reason, actor, now, consume=consume)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0008_notifications'
-down_revision = '0006'
+down_revision = '0007_search_words'
 branch_labels = None
 depends_on = None
 
