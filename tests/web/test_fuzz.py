@@ -20,7 +20,9 @@ from werkzeug.routing import IntegerConverter
 
 from dashboard import services
 from dashboard.extensions import db
-from dashboard.models import ApiClient, Product, Reservation, StaffUser, StockMovement
+from dashboard.models import (
+    ApiClient, Product, Reservation, StaffUser, StockMovement, WebhookEndpoint,
+)
 from dashboard.services import Owner
 from dashboard.web import forms
 from tests.helpers.app import ROOT
@@ -76,7 +78,12 @@ def world(staff_factory, product_factory, now):
     target = staff_factory("viewer", email="target@example.com")
     client, token = services.create_api_client("fuzz shop", now=now)
     alert_id = db.session.scalar(select(func.min(services.alerts.StockAlert.id)))
-    return {"hold_id": hold.id, "staff_id": target.id, "client_id": client.id,
+    # Straight in: the service would check the URL against an allow-list the tests don't set.
+    endpoint = WebhookEndpoint(url="https://hooks.example/stock", events="out_of_stock",
+                               secret="s" * 32, is_active=True, created_at=now)
+    db.session.add(endpoint)
+    db.session.commit()
+    return {"endpoint_id": endpoint.id, "hold_id": hold.id, "staff_id": target.id, "client_id": client.id,
             "product_id": red.id, "alert_id": alert_id, "reservation_id": hold.id,
             "cart_id": 1, "order_id": 1, "sku": "RED-1", "name": "expire", "token": token}
 
