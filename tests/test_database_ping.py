@@ -1,19 +1,28 @@
 """Pooled PostgreSQL connections are pinged only after they sat idle (database.ping_when_idle):
 a connection the server dropped while idle is replaced before anyone uses it; one checked in
-a moment ago is used without a round trip."""
+a moment ago is used without a round trip.
+
+Each test has an engine of its own with one pooled connection, so the connection checked
+out second is the one the server dropped (the app's pool may hold several)."""
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
 from dashboard import database
-from dashboard.extensions import db
 
 
-def _backend_pid() -> int:
-    pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
-    db.session.commit()  # back to the pool
-    return pid
+@pytest.fixture
+def engine(requires_postgres, database_url):
+    engine = sa.create_engine(database_url, pool_size=1, max_overflow=0)
+    database.ping_when_idle(engine)
+    yield engine
+    engine.dispose()
+
+
+def _backend_pid(engine) -> int:
+    with engine.connect() as conn:  # back to the pool on leaving
+        return conn.scalar(sa.text("SELECT pg_backend_pid()"))
 
 
 def _terminate(database_url: str, pid: int) -> None:
@@ -29,22 +38,19 @@ def _terminate(database_url: str, pid: int) -> None:
         other.dispose()
 
 
-def test_a_connection_dropped_while_idle_is_replaced_by_the_ping(
-    requires_postgres, database_url, monkeypatch
-):
-    first = _backend_pid()
+def test_a_connection_dropped_while_idle_is_replaced_by_the_ping(engine, database_url,
+                                                                monkeypatch):
+    first = _backend_pid(engine)
     _terminate(database_url, first)
     monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)  # it has been idle "long"
-    assert _backend_pid() != first  # no error: the ping found it dead and the pool reconnected
+    assert _backend_pid(engine) != first  # no error: the ping found it dead, the pool reconnected
 
 
-def test_a_connection_checked_in_a_moment_ago_is_not_pinged(requires_postgres, database_url,
-                                                          monkeypatch):
-    first = _backend_pid()
+def test_a_connection_checked_in_a_moment_ago_is_not_pinged(engine, database_url, monkeypatch):
+    first = _backend_pid(engine)
     _terminate(database_url, first)
     monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
     # Not pinged, so the dead connection is used, fails, and is replaced for the next call.
     with pytest.raises(sa.exc.OperationalError):
-        _backend_pid()
-    db.session.rollback()
-    assert _backend_pid() != first
+        _backend_pid(engine)
+    assert _backend_pid(engine) != first
