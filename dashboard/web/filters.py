@@ -10,6 +10,7 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 
 from ..queries.alerts import open_count
+from ..services.wording import plural
 from .access import can
 
 
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(relative_time, "relative_time")
     app.add_template_filter(time_tag, "time_tag")
+    app.add_template_filter(plural, "plural")
 
 
 def _open_alert_count() -> int:

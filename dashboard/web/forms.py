@@ -138,6 +138,18 @@ class ApplyImportForm(FlaskForm):
     # The checked file travels back with the confirmation, so what is applied is what was shown.
     csv_text = TextAreaField(validators=[InputRequired("the checked file is missing; upload it again"),
                                          Length(max=2_000_000), printable])
+    # The on-hand each row showed ("-" where the row had no product): apply refuses rows
+    # whose on-hand has moved since, as a single count does.
+    on_hand_seen = HiddenField(validators=[InputRequired("the checked figures are missing; check the file again"),
+                                           Regexp(r"^(\d+|-)( (\d+|-))*$", message="the checked figures are damaged; check the file again")])
+
+    @property
+    def seen(self) -> list[int | None]:
+        return [None if cell == "-" else int(cell) for cell in self.on_hand_seen.data.split(" ")]
+
+    @staticmethod
+    def encode_seen(on_hand_seen: list[int | None]) -> str:
+        return " ".join("-" if value is None else str(value) for value in on_hand_seen)
 
 
 class ProductSettingsForm(FlaskForm):

@@ -12,6 +12,7 @@ from ..models import Product
 from ..queries.catalogue import categories, product_for_code
 from ..queries.stock import StockQuery, product_by_id, reread_product, stock_page, unresolved_alert
 from ..services.alerts import level_of
+from ..services.wording import plural
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
 from .access import require
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
@@ -167,9 +168,14 @@ def import_counts():
     except InvalidInput as error:
         form.file.errors.append(error.message)
         return page("stock/import.html", status=422, form=form, report=None)
-    apply_form = ApplyImportForm(formdata=None, csv_text=text)
     return page("stock/import.html", form=ImportForm(formdata=None), report=report,
-                apply_form=apply_form, file_name=form.file.data.filename)
+                apply_form=_apply_form(text, report), file_name=form.file.data.filename)
+
+
+def _apply_form(text: str, report) -> ApplyImportForm:
+    """The confirmation: the checked file and the on-hand figures its report showed."""
+    return ApplyImportForm(formdata=None, csv_text=text,
+                           on_hand_seen=ApplyImportForm.encode_seen(report.on_hand_seen))
 
 
 @applies_once
@@ -180,13 +186,17 @@ def _apply_import(actor, now):
         flash(first_error(apply_form), "error")
         return page("stock/import.html", status=422, form=form, report=None)
     try:
-        report = services.import_counts(apply_form.csv_text.data, actor=actor, now=now, apply=True)
+        report = services.import_counts(apply_form.csv_text.data, actor=actor, now=now,
+                                        apply=True, on_hand_seen=apply_form.seen)
     except ImportRejected as error:
-        # Stock moved between the check and the apply: show the fresh report, nothing applied.
+        # Stock moved between the check and the apply: show the fresh report, nothing applied;
+        # its form carries the new figures, so applying again confirms them.
         return page("stock/import.html", status=409, form=form, report=error.report,
-                    apply_form=apply_form, error=error.message)
+                    apply_form=_apply_form(apply_form.csv_text.data, error.report),
+                    error=error.message)
     except InvalidInput as error:
         return page("stock/import.html", status=422, form=form, report=None, error=error.message)
-    flash(f"Import applied: {len(report.changes):,} products changed, "
-          f"{len(report.rows) - len(report.changes):,} already matched.", "success")
+    matched = len(report.rows) - len(report.changes)
+    flash(f"Import applied: {plural(len(report.changes), 'product')} changed, "
+          f"{matched:,} already matched.", "success")
     return redirect(url_for("stock.index"))
