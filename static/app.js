@@ -133,4 +133,21 @@
     var box = progressBox(event);
     if (box) { box.hidden = true; }
   });
+
+  // The stock chart's readout: the figures at the marker under the pointer or keyboard focus.
+  function showReadout(event) {
+    var marker = event.target.closest && event.target.closest("[data-readout]");
+    var readout = document.getElementById("chart-readout");
+    if (!readout) { return; }
+    if (event.type === "focusout" || event.type === "mouseout") {
+      readout.textContent = readout.getAttribute("data-default");
+    } else if (marker) {
+      readout.textContent = marker.getAttribute("data-readout");
+    }
+  }
+  ["mouseover", "focusin", "mouseout", "focusout"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      if (event.target.closest && event.target.closest(".chart")) { showReadout(event); }
+    });
+  });
 }());

@@ -50,6 +50,13 @@ def printable(form, field):
         raise ValidationError("must not contain control characters")
 
 
+def at_most_reason_length(form, field):
+    """A reason or note over the limit is refused with its length (never cut silently)."""
+    if field.data and len(field.data) > limits.MAX_REASON:
+        raise ValidationError(f"is {len(field.data):,} characters long; keep it to "
+                              f"{limits.MAX_REASON:,} (nothing was saved)")
+
+
 def not_zero(form, field):
     if field.data == 0:
         raise ValidationError("must not be 0: use a positive number to add, negative to remove")
@@ -111,7 +118,7 @@ class AdjustForm(FlaskForm):
     reason = StringField(
         "Reason",
         validators=[InputRequired("say why (e.g. damaged in the warehouse)"),
-                    Length(max=limits.MAX_REASON), printable],
+                    at_most_reason_length, printable],
     )
 
 
@@ -127,7 +134,7 @@ class CountForm(FlaskForm):
         validators=[InputRequired("the page is missing the figure you saw; reload it"),
                     NumberRange(0, limits.MAX_STOCK, "is not a valid stock figure; reload the page")],
     )
-    note = StringField("Note", validators=[Optional(), Length(max=limits.MAX_REASON), printable])
+    note = StringField("Note", validators=[Optional(), at_most_reason_length, printable])
 
 
 class ImportForm(FlaskForm):
@@ -166,7 +173,7 @@ class ReasonForm(FlaskForm):
 
     reason = StringField(
         "Reason", filters=[_strip],
-        validators=[DataRequired("A reason is required."), Length(max=limits.MAX_REASON), printable],
+        validators=[DataRequired("A reason is required."), at_most_reason_length, printable],
     )
 
 
@@ -181,7 +188,7 @@ class ExtendForm(FlaskForm):
 class ResolveForm(FlaskForm):
     note = StringField(
         "Resolution note", filters=[_strip],
-        validators=[DataRequired("A note is required."), Length(max=limits.MAX_REASON), printable],
+        validators=[DataRequired("A note is required."), at_most_reason_length, printable],
     )
 
 

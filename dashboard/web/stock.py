@@ -19,6 +19,7 @@ from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_err
 from .htmx import is_htmx, page, refused, row_answer, trigger
 from .navigation import safe_next
 from .once import applies_once
+from .products import product_page_refusal
 
 bp = Blueprint("stock", __name__)
 
@@ -52,6 +53,9 @@ def _row_answer(product: Product, *, message: str, level: str, status: int = 200
     """The product's row re-rendered in place (htmx), or back to the list the staff member
     came from (a plain form post), or the row on a page of its own when refused."""
     back = safe_next(request.form.get("next")) or url_for("stock.index")
+    if status >= 400 and not is_htmx() and request.form.get("from") == "product":
+        # The product page's own forms: the refusal comes back on that page, input kept.
+        return product_page_refusal(product, message, status, **context)
     response = row_answer(
         "stock/_row.html", "stock/row_page.html", back_to=back,
         message=message, level=level, status=status,
