@@ -150,4 +150,66 @@
       if (event.target.closest && event.target.closest(".chart")) { showReadout(event); }
     });
   });
+
+  // Lost typing (issue 14): every submit keeps its form's fields in sessionStorage (this tab
+  // only; never passwords, files or one-time tokens). If the session had ended, the sign-in
+  // page sends the staff member back with a [data-restore-drafts] notice, and the fields are
+  // put back for them to check and send: nothing is ever resent by itself.
+  var DRAFTS = "stockroom-drafts";
+  var NOT_KEPT = { csrf_token: true, submit_token: true };
+
+  function formKey(form) {
+    return location.pathname + " " + (form.getAttribute("hx-post") || form.getAttribute("action") || "");
+  }
+  function readDrafts() {
+    try { return JSON.parse(window.sessionStorage.getItem(DRAFTS) || "{}"); } catch (e) { return {}; }
+  }
+  function kept(field) {
+    return field.name && !NOT_KEPT[field.name] && field.type !== "password" && field.type !== "file" &&
+      field.type !== "submit" && field.type !== "button";
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.elements || form.closest(".sign-in")) { return; }
+    var values = {};
+    for (var i = 0; i < form.elements.length; i++) {
+      var field = form.elements[i];
+      if (!kept(field)) { continue; }
+      values[field.name + "#" + i] = (field.type === "checkbox" || field.type === "radio") ? field.checked : field.value;
+    }
+    var drafts = {};
+    drafts[formKey(form)] = values;  // only the latest submit: the one the session may have lost
+    try { window.sessionStorage.setItem(DRAFTS, JSON.stringify(drafts)); } catch (e) { /* full: not kept */ }
+  }, true);  // capture, after the confirmation above and before htmx takes the submit
+
+  function restoreDrafts() {
+    var notice = document.querySelector("[data-restore-drafts]");
+    if (document.querySelector(".sign-in")) { return; }  // the way back: keep them
+    var drafts = readDrafts();
+    window.sessionStorage.removeItem(DRAFTS);
+    if (!notice) { return; }
+    var forms = document.querySelectorAll("form");
+    for (var f = 0; f < forms.length; f++) {
+      var values = drafts[formKey(forms[f])];
+      if (!values) { continue; }
+      var first = null;
+      for (var i = 0; i < forms[f].elements.length; i++) {
+        var field = forms[f].elements[i];
+        var key = field.name + "#" + i;
+        if (!kept(field) || !(key in values)) { continue; }
+        if (field.type === "checkbox" || field.type === "radio") { field.checked = values[key]; } else { field.value = values[key]; }
+        if (!first && field.type !== "hidden") { first = field; }
+      }
+      var details = forms[f].closest("details");
+      if (details) { details.open = true; }
+      notice.hidden = false;
+      if (first) { first.focus(); }
+      return;
+    }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", restoreDrafts);
+  } else {
+    restoreDrafts();
+  }
 }());

@@ -95,6 +95,7 @@ class SignInForm(FlaskForm):
     )
     remember = BooleanField("Keep me signed in on this device")
     next = HiddenField()
+    resume = HiddenField()  # "1": put back what was typed when the session ended
 
 
 class OwnPasswordForm(FlaskForm):
