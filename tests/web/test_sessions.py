@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from dashboard import services
 from dashboard.extensions import db
-from dashboard.models import StaffSession
+from dashboard.models import Product, StaffSession
 from tests.helpers.web import PASSWORD, login, new_client, sign_in
 
 
@@ -213,7 +213,7 @@ def test_a_submit_after_the_session_ended_says_why_and_returns_to_the_form(
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert why in page and "what you typed is kept" in page
     assert 'name="resume" type="hidden" value="1"' in page
-    assert db.session.get(type(product), product.id).on_hand == 10  # nothing was applied
+    assert db.session.get(Product, product.id).on_hand == 10  # nothing was applied
 
     password = "a-brand-new-pw-1" if "password" in why else PASSWORD
     signed_in = sign_in(client, "mia@example.com", password, next="/stock?filter=low", resume="1")
@@ -263,4 +263,4 @@ def test_a_submit_from_a_tab_signed_out_in_another_goes_to_sign_in_not_form_expi
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "You were signed out (in another tab or window)" in page
     db.session.rollback()
-    assert db.session.get(type(product_factory("BLU-1")), product_id).on_hand == 10
+    assert db.session.get(Product, product_id).on_hand == 10
