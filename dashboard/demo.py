@@ -134,17 +134,30 @@ class _Shop:
     carts: list[Cart] = field(default_factory=list)
 
 
-def load(now: datetime, seed: int = 7) -> str:
+STEPS = 8  # what `load` reports through `progress`
+
+
+def load(now: datetime, seed: int = 7, progress=lambda step, what: None) -> str:
     """Fill an empty database with the demo shop, step by step as a fortnight of trading
-    would; returns what was loaded and the storefront's API token (shown once)."""
+    would; returns what was loaded and the storefront's API token (shown once).
+    `progress(step, what)` hears each of the STEPS steps as it starts (the CLI prints them:
+    on PostgreSQL the load takes half a minute)."""
+    progress(1, "opening the shop: staff, catalogue, storefront client")
     shop, token = _open_shop(random.Random(seed), now)
+    progress(2, "stocking the catalogue")
     selling_down = _stock_the_catalogue(shop)
+    progress(3, "selling some products down to low and out of stock")
     _sell_down(shop, selling_down)
+    progress(4, "writing a fortnight of stock history")
     _keep_stock_history(shop, sold_down={product.id for product, _ in selling_down})
     shop.sellable = [p for p in shop.products if p.on_hand > 25]
+    progress(5, "filling carts with holds")
     _fill_carts(shop)
+    progress(6, "taking orders in every status")
     _take_orders(shop)
+    progress(7, "leaving stuck holds")
     _leave_stuck_holds(shop)
+    progress(8, "working alerts and holds")
     _work_alerts_and_holds(shop)
     counts = {
         "products": db.session.scalar(select(func.count()).select_from(Product)),

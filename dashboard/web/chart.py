@@ -80,7 +80,8 @@ def stock_chart(product: Product, range_key: str, start_level: Level | None,
         return None
     width, height, left, right, top, bottom = 800, 240, 52, 16, 12, 28
     since = range_start(range_key, now)
-    start = since if since is not None else changes[0].when
+    # A history that begins inside the range starts the axis at its first change.
+    start = since if since is not None and start_level is not None else changes[0].when
     end = max(now, changes[-1].when) if changes else now
     span = max((end - start).total_seconds(), 1.0)
     levels = ([start_level] if start_level else []) + changes

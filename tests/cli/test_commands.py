@@ -28,6 +28,7 @@ def test_demo_fills_an_empty_database_with_a_shop_worth_looking_at(cli):
     for role in ("admin", "manager", "merchandiser", "support", "viewer"):
         assert role in result.output
     assert "stockroom-demo" in result.output and "sr_" in result.output  # logins, API token
+    assert result.output.index("[1/8] opening the shop") < result.output.index("[8/8] working alerts")
     assert 400 <= _count(Product) <= 600
     assert {s for (s,) in db.session.execute(select(Order.status).distinct())} == {
         "pending", "confirmed", "shipped", "cancelled"}
