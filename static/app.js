@@ -89,7 +89,7 @@
         return future ? "in " + amount + " " + units[i][0] : amount + " " + units[i][0] + " ago";
       }
     }
-    return "";
+    return future ? "in 1 min" : "1 min ago";  // 45-59 s: never a blank cell
   }
 
   function refreshTimes() {
