@@ -15,7 +15,10 @@ from sqlalchemy import delete, func, select, text, update
 
 from . import services
 from .extensions import db
-from .models import Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert
+from .models import (
+    ApiClient, Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert,
+    StockMovement,
+)
 from .services import Actor, Owner
 from .services.catalogue import upsert_products
 from .services.catalogue_fields import gtin_check_digit
@@ -159,6 +162,7 @@ def load(now: datetime, seed: int = 7, progress=lambda step, what: None) -> str:
     _leave_stuck_holds(shop)
     progress(8, "working alerts and holds")
     _work_alerts_and_holds(shop)
+    _note_storefront_calls(shop)
     counts = {
         "products": db.session.scalar(select(func.count()).select_from(Product)),
         "open alerts": db.session.scalar(
@@ -339,6 +343,15 @@ def _leave_stuck_holds(shop: _Shop) -> None:
     for product in stuck[5:8]:  # far older than the normal time to live (within the cap)
         services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=2 * 60 * 60,
                          actor=storefront, now=now - timedelta(minutes=rng.randint(65, 110)))
+
+
+def _note_storefront_calls(shop: _Shop) -> None:
+    """The demo's holds were made through the services, not the API: note the storefront's
+    last call as its last hold, as its own calls would have (the admin page shows it)."""
+    last = db.session.scalar(select(func.max(StockMovement.created_at))
+                             .where(StockMovement.actor_api_client_id == shop.storefront.id))
+    if last is not None:
+        services.record_api_client_use(db.session.get(ApiClient, shop.storefront.id), last)
 
 
 def _work_alerts_and_holds(shop: _Shop) -> None:

@@ -212,4 +212,30 @@
   } else {
     restoreDrafts();
   }
+
+  // <button data-copy="#input"> copies that input's value (the one-time API token).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) { return; }
+    var input = document.querySelector(button.getAttribute("data-copy"));
+    var status = button.parentNode.querySelector("[data-copy-status]");
+    if (!input) { return; }
+    function said(text) { if (status) { status.textContent = text; } }
+    input.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(function () { said("Copied."); },
+        function () { said("Copy failed: select the token and copy it by hand."); });
+    } else {
+      said(document.execCommand("copy") ? "Copied." : "Select the token and copy it by hand.");
+    }
+  });
+
+  // Unticking Active on the product page asks first: the product stops being sold.
+  document.addEventListener("submit", function (event) {
+    var box = event.target.querySelector && event.target.querySelector("input[type=checkbox][data-confirm-untick]");
+    if (box && box.defaultChecked && !box.checked && !window.confirm(box.getAttribute("data-confirm-untick"))) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
 }());
