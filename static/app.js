@@ -25,6 +25,10 @@
     var box = document.getElementById("toasts");
     if (!box || !message) { return; }
     level = TOAST_MS[level] ? level : "info";
+    // Toasts never pile up: a later answer replaces an earlier error or warning (a success
+    // after a refusal means the refusal is dealt with), and one error replaces another.
+    var stale = box.querySelectorAll(".toast-error, .toast-warning" + (level === "error" ? "" : ", .toast-" + level));
+    for (var i = 0; i < stale.length; i++) { stale[i].remove(); }
     var toast = document.createElement("div");
     toast.className = "toast toast-" + level;
     toast.setAttribute("role", level === "error" ? "alert" : "status");

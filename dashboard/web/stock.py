@@ -86,7 +86,7 @@ def adjust(product_id: int):
     form = AdjustForm()
     if not form.validate_on_submit():
         return _refusal(product, first_error(form), adjust_form=form, open_form="adjust")
-    before = product.on_hand
+    before, alert_before = product.on_hand, _alert_kind(product.id)
     try:
         product = services.adjust(
             product.id, form.delta.data, reason=form.reason.data,
@@ -97,7 +97,8 @@ def adjust(product_id: int):
         return _refusal(reread_product(product_id), error, adjust_form=form, open_form="adjust")
     return _row_answer(product, level="success", updated=True,
                        message=f"{product.sku}: on hand {before:,} → {product.on_hand:,}"
-                               f" ({_signed(product.on_hand - before)}).")
+                               f" ({_signed(product.on_hand - before)})."
+                               + _alert_news(product, alert_before))
 
 
 @bp.post("/stock/<id32:product_id>/count")
@@ -111,6 +112,7 @@ def count(product_id: int):
         expected = form.expected.data if not form.expected.errors else None
         return _refusal(product, first_error(form), count_form=form, open_form="count",
                             expected=expected)
+    alert_before = _alert_kind(product.id)
     try:
         product = services.count(
             product.id, form.counted.data, form.expected.data, note=form.note.data,
@@ -129,7 +131,24 @@ def count(product_id: int):
     delta = form.counted.data - form.expected.data
     change = f" ({_signed(delta)})" if delta else " (no change)"
     return _row_answer(product, level="success", updated=True,
-                       message=f"{product.sku}: counted {product.on_hand:,}{change}.")
+                       message=f"{product.sku}: counted {product.on_hand:,}{change}."
+                               + _alert_news(product, alert_before))
+
+
+def _alert_kind(product_id: int) -> str | None:
+    """The kind of the product's unresolved alert, as a plain value (read before a change)."""
+    alert = unresolved_alert(product_id)
+    return alert.kind if alert is not None else None
+
+
+def _alert_news(product: Product, before: str | None) -> str:
+    """What the change did to the product's alert, for the success message."""
+    after = _alert_kind(product.id)
+    if after is not None and after != before:
+        return f" {'Out of stock' if after == 'OUT_OF_STOCK' else 'Low stock'} alert opened."
+    if after is None and before is not None:
+        return " Its alert was resolved."
+    return ""
 
 
 def _field_error(form, error: StockroomError, default_field: str) -> None:

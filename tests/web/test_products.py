@@ -221,3 +221,13 @@ def test_a_sku_with_slashes_and_dots_links_to_its_own_page(client, merchandiser,
     assert 'href="/products/X%2F..%252F%2FA%20B"' in body
     page = client.get("/products/X%2F..%252F%2FA%20B")
     assert page.status_code == 200 and "Tricky" in page.get_data(as_text=True)
+
+
+def test_the_success_message_says_when_an_alert_opened_or_resolved(client, merchandiser, product_factory):
+    product = product_factory("RED-1", on_hand=10, threshold=4)
+    client.post(f"/stock/{product.id}/adjust", data={"delta": "-7", "reason": "broken", "next": "/products/RED-1"})
+    assert "RED-1: on hand 10 → 3 (−7). Low stock alert opened." in client.get("/products/RED-1").get_data(as_text=True)
+    client.post(f"/stock/{product.id}/count", data={"counted": "0", "expected": "3", "next": "/products/RED-1"})
+    assert "RED-1: counted 0 (−3). Out of stock alert opened." in client.get("/products/RED-1").get_data(as_text=True)
+    client.post(f"/stock/{product.id}/adjust", data={"delta": "20", "reason": "delivery", "next": "/products/RED-1"})
+    assert "(+20). Its alert was resolved." in client.get("/products/RED-1").get_data(as_text=True)
