@@ -2,7 +2,7 @@
 and `open_alert_count`."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
@@ -27,7 +27,16 @@ def _open_alert_count() -> int:
 
 
 def _template_globals() -> dict:
-    return {"can": can, "open_alert_count": _open_alert_count}
+    return {"can": can, "open_alert_count": _open_alert_count, "at_extend_cap": at_extend_cap}
+
+
+EXTEND_STEP = timedelta(minutes=1)  # the smallest extension the holds page offers
+
+
+def at_extend_cap(expires_at: datetime, extend_cap: datetime) -> bool:
+    """True when a hold cannot be extended by even the smallest step: the holds page says
+    "at its cap" instead of offering an Extend that would be refused."""
+    return extend_cap - expires_at < EXTEND_STEP
 
 
 def _zone() -> ZoneInfo:
