@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 
 from .. import services
 from ..models import ALERT_KINDS, ALERT_STATUSES
-from ..queries.alerts import alerts_page, one_alert, unresolved_counts
+from ..queries.alerts import SORTS, alerts_page, default_sort, one_alert, unresolved_counts
 from ..services.alerts import level_of
 from ..services.errors import StockroomError
 from .access import require
@@ -35,10 +35,12 @@ def _view_args(source) -> tuple[str, str | None]:
 def index():
     tab, kind = _view_args(request.args)
     after = (request.args.get("after") or "")[:64]
+    q = " ".join((request.args.get("q") or "").split())[:100]
+    sort = request.args.get("sort") if request.args.get("sort") in SORTS else default_sort(tab)
     return page(
         "alerts/index.html", "alerts/_results.html",
-        tab=tab, kind=kind, after=after, kinds=ALERT_KINDS, counts=unresolved_counts(),
-        result=alerts_page(tab, kind, after or None),
+        tab=tab, kind=kind, after=after, q=q, sort=sort, sorts=SORTS, kinds=ALERT_KINDS,
+        counts=unresolved_counts(), result=alerts_page(tab, kind, after or None, q=q, sort=sort),
     )
 
 

@@ -165,3 +165,34 @@ def test_escalation_to_out_keeps_who_acknowledged_in_the_history(manager, produc
     assert f"acknowledged by {manager.user.name}" in row and "now out of stock" in row
     history = manager.get("/products/LOW-5").get_data(as_text=True)
     assert f"acknowledged by {manager.user.name}" in history
+
+
+def test_alerts_list_out_of_stock_first_then_low_and_pages_in_that_order(manager, product_factory, now):
+    from dashboard.queries.alerts import alerts_page
+
+    lows = [_alert(product_factory(sku=f"LOW-{n}", on_hand=1, threshold=3)) for n in range(3)]
+    outs = [_alert(product_factory(sku=f"OUT-{n}", on_hand=0, threshold=3)) for n in range(2)]
+    body = manager.get("/alerts").get_data(as_text=True)
+    order = [int(i) for i in re.findall(r'<tr id="alert-(\d+)"', body)]
+    assert set(order[:2]) == {a.id for a in outs} and set(order[2:]) == {a.id for a in lows}
+    # Keyset pages of two keep the order and never repeat or skip an alert.
+    seen, after = [], None
+    while True:
+        page = alerts_page("open", None, after, page_size=2, sort="severity")
+        seen += [a.id for a in page.alerts]
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert seen == order
+    newest = manager.get("/alerts?sort=oldest").get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'<tr id="alert-(\d+)"', newest)] == sorted(order)
+
+
+def test_alerts_search_by_words_of_sku_or_name_in_any_case(manager, product_factory):
+    sock = _alert(product_factory(sku="STA-103-BLUE", name="Merino sock blue", on_hand=1, threshold=3))
+    _alert(product_factory(sku="HAT-1", name="Beanie oat", on_hand=1, threshold=3))
+    assert _shown(manager.get("/alerts?q=sock+merino", headers=HX).get_data(as_text=True)) == {sock.id}
+    assert _shown(manager.get("/alerts?q=sta-103", headers=HX).get_data(as_text=True)) == {sock.id}
+    body = manager.get("/alerts?q=%25_", headers=HX).get_data(as_text=True)
+    assert _shown(body) == set() and "No open alerts for products matching" in body
+    assert 'id="alerts-search"' in body and 'value="%_"' in body
