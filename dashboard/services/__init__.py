@@ -25,7 +25,9 @@ from .holds import ReleaseResult, commit, extend, release, release_many, reserve
 from .orders import cancel_order, confirm_order
 from .owners import Owner
 from .products import create_product, find_product, update_product
-from .sessions import end_session, end_sessions, staff_for_session, start_session, why_ended as why_session_ended
+from .sessions import (
+    end_session, end_sessions, staff_for_session, start_session, why_session_ended,
+)
 from .staff import (
     change_own_password,
     client_for_token,

@@ -75,7 +75,7 @@ def staff_for_session(token: str, now: datetime) -> StaffUser | None:
     return user
 
 
-def why_ended(token: str | None, now: datetime) -> str:
+def why_session_ended(token: str | None, now: datetime) -> str:
     """Why this session id no longer signs anyone in: "signed_out" (no session on this
     device), "ended" (its row was deleted: signed out everywhere, a role or password change),
     "idle", "expired" (its hard limit) or "inactive" (the account was deactivated)."""

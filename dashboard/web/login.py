@@ -98,4 +98,4 @@ def unauthorized():
         response.status_code = 401
         response.headers["HX-Redirect"] = _sign_in_url(submitted)
         return response
-    return redirect(_sign_in_url(submitted), 303 if submitted else 302)
+    return redirect(_sign_in_url(submitted))

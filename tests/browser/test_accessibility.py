@@ -50,6 +50,9 @@ def _shop(staff_factory, product_factory):
 
 
 def _violations(page) -> list[str]:
+    # Panels that load after the page (the drift report) are dimmed while they load: scan
+    # the page as it settles, not mid-request.
+    page.wait_for_load_state("networkidle")
     page.evaluate(AXE)
     found = page.evaluate("""async () => {
         const result = await axe.run(document, {resultTypes: ["violations"]});
