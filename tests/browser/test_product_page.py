@@ -16,8 +16,17 @@ pytestmark = pytest.mark.browser
 
 
 def _on_hand(sku: str) -> int:
+    """Read fresh, then let go: on SQLite even a read holds the write lock the server needs."""
     db.session.rollback()
-    return db.session.scalars(select(Product.on_hand).where(Product.sku == sku)).one()
+    value = db.session.scalars(select(Product.on_hand).where(Product.sku == sku)).one()
+    db.session.rollback()
+    return value
+
+
+def _last_move() -> int:
+    value = db.session.scalar(select(StockMovement.id).order_by(StockMovement.id.desc()).limit(1))
+    db.session.rollback()
+    return value
 
 
 def test_merchandiser_adjusts_and_counts_on_the_product_page(
@@ -115,9 +124,9 @@ def test_a_submit_after_sign_out_elsewhere_keeps_what_was_typed(
     assert change.get_by_label("Change").input_value() == "-3"
     assert change.get_by_label("Reason").input_value() == "dropped by the courier"
     assert _on_hand("MUG-RED") == 12  # nothing was resent by itself
-    moves = db.session.scalar(select(StockMovement.id).order_by(StockMovement.id.desc()).limit(1))
+    moves = _last_move()
 
     change.get_by_role("button", name="Adjust").click()  # the staff member checks and sends
     page.locator(".flash", has_text="MUG-RED: on hand 12 → 9").wait_for()
     assert _on_hand("MUG-RED") == 9
-    assert db.session.scalar(select(StockMovement.id).order_by(StockMovement.id.desc()).limit(1)) > moves
+    assert _last_move() > moves
