@@ -38,7 +38,7 @@ def check_command():
 @click.option("--if-empty", is_flag=True, help="Load only into an empty database; never fail.")
 def demo_command(reset: bool, if_empty: bool):
     """Fill an empty database with a realistic demo shop and print the demo logins."""
-    from .demo import DEMO_PASSWORD, STAFF, has_data, load, reset_all
+    from .demo import DEMO_PASSWORD, STAFF, STEPS, has_data, load, reset_all
 
     if reset:
         reset_all()
@@ -49,7 +49,8 @@ def demo_command(reset: bool, if_empty: bool):
             )
         click.echo("Database already has data; demo not loaded.")
     else:
-        summary = load(now=_now())
+        summary = load(now=_now(), progress=lambda step, what: click.echo(
+            f"[{step}/{STEPS}] {what}…"))
         click.echo(summary)
     click.echo("Demo logins (password for all: %s):" % DEMO_PASSWORD)
     for email, role, _name in STAFF:

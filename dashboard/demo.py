@@ -15,7 +15,10 @@ from sqlalchemy import delete, func, select, text, update
 
 from . import services
 from .extensions import db
-from .models import Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert
+from .models import (
+    ApiClient, Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert,
+    StockMovement,
+)
 from .services import Actor, Owner
 from .services.catalogue import upsert_products
 from .services.catalogue_fields import gtin_check_digit
@@ -134,18 +137,32 @@ class _Shop:
     carts: list[Cart] = field(default_factory=list)
 
 
-def load(now: datetime, seed: int = 7) -> str:
+STEPS = 8  # what `load` reports through `progress`
+
+
+def load(now: datetime, seed: int = 7, progress=lambda step, what: None) -> str:
     """Fill an empty database with the demo shop, step by step as a fortnight of trading
-    would; returns what was loaded and the storefront's API token (shown once)."""
+    would; returns what was loaded and the storefront's API token (shown once).
+    `progress(step, what)` hears each of the STEPS steps as it starts (the CLI prints them:
+    on PostgreSQL the load takes half a minute)."""
+    progress(1, "opening the shop: staff, catalogue, storefront client")
     shop, token = _open_shop(random.Random(seed), now)
+    progress(2, "stocking the catalogue")
     selling_down = _stock_the_catalogue(shop)
+    progress(3, "selling some products down to low and out of stock")
     _sell_down(shop, selling_down)
+    progress(4, "writing a fortnight of stock history")
     _keep_stock_history(shop, sold_down={product.id for product, _ in selling_down})
     shop.sellable = [p for p in shop.products if p.on_hand > 25]
+    progress(5, "filling carts with holds")
     _fill_carts(shop)
+    progress(6, "taking orders in every status")
     _take_orders(shop)
+    progress(7, "leaving stuck holds")
     _leave_stuck_holds(shop)
+    progress(8, "working alerts and holds")
     _work_alerts_and_holds(shop)
+    _note_storefront_calls(shop)
     counts = {
         "products": db.session.scalar(select(func.count()).select_from(Product)),
         "open alerts": db.session.scalar(
@@ -326,6 +343,15 @@ def _leave_stuck_holds(shop: _Shop) -> None:
     for product in stuck[5:8]:  # far older than the normal time to live (within the cap)
         services.reserve(product.id, 1, Owner(customer_id=9001), ttl_seconds=2 * 60 * 60,
                          actor=storefront, now=now - timedelta(minutes=rng.randint(65, 110)))
+
+
+def _note_storefront_calls(shop: _Shop) -> None:
+    """The demo's holds were made through the services, not the API: note the storefront's
+    last call as its last hold, as its own calls would have (the admin page shows it)."""
+    last = db.session.scalar(select(func.max(StockMovement.created_at))
+                             .where(StockMovement.actor_api_client_id == shop.storefront.id))
+    if last is not None:
+        services.record_api_client_use(db.session.get(ApiClient, shop.storefront.id), last)
 
 
 def _work_alerts_and_holds(shop: _Shop) -> None:

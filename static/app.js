@@ -25,6 +25,10 @@
     var box = document.getElementById("toasts");
     if (!box || !message) { return; }
     level = TOAST_MS[level] ? level : "info";
+    // Toasts never pile up: a later answer replaces an earlier error or warning (a success
+    // after a refusal means the refusal is dealt with), and one error replaces another.
+    var stale = box.querySelectorAll(".toast-error, .toast-warning" + (level === "error" ? "" : ", .toast-" + level));
+    for (var i = 0; i < stale.length; i++) { stale[i].remove(); }
     var toast = document.createElement("div");
     toast.className = "toast toast-" + level;
     toast.setAttribute("role", level === "error" ? "alert" : "status");
@@ -89,7 +93,7 @@
         return future ? "in " + amount + " " + units[i][0] : amount + " " + units[i][0] + " ago";
       }
     }
-    return "";
+    return future ? "in 1 min" : "1 min ago";  // 45-59 s: never a blank cell
   }
 
   function refreshTimes() {
@@ -133,4 +137,109 @@
     var box = progressBox(event);
     if (box) { box.hidden = true; }
   });
+
+  // The stock chart's readout: the figures at the marker under the pointer or keyboard focus.
+  function showReadout(event) {
+    var marker = event.target.closest && event.target.closest("[data-readout]");
+    var readout = document.getElementById("chart-readout");
+    if (!readout) { return; }
+    if (event.type === "focusout" || event.type === "mouseout") {
+      readout.textContent = readout.getAttribute("data-default");
+    } else if (marker) {
+      readout.textContent = marker.getAttribute("data-readout");
+    }
+  }
+  ["mouseover", "focusin", "mouseout", "focusout"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      if (event.target.closest && event.target.closest(".chart")) { showReadout(event); }
+    });
+  });
+
+  // Lost typing (issue 14): every submit keeps its form's fields in sessionStorage (this tab
+  // only; never passwords, files or one-time tokens). If the session had ended, the sign-in
+  // page sends the staff member back with a [data-restore-drafts] notice, and the fields are
+  // put back for them to check and send: nothing is ever resent by itself.
+  var DRAFTS = "stockroom-drafts";
+  var NOT_KEPT = { csrf_token: true, submit_token: true };
+
+  function formKey(form) {
+    return location.pathname + " " + (form.getAttribute("hx-post") || form.getAttribute("action") || "");
+  }
+  function readDrafts() {
+    try { return JSON.parse(window.sessionStorage.getItem(DRAFTS) || "{}"); } catch (e) { return {}; }
+  }
+  function kept(field) {
+    return field.name && !NOT_KEPT[field.name] && field.type !== "password" && field.type !== "file" &&
+      field.type !== "submit" && field.type !== "button";
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.elements || form.closest(".sign-in")) { return; }
+    var values = {};
+    for (var i = 0; i < form.elements.length; i++) {
+      var field = form.elements[i];
+      if (!kept(field)) { continue; }
+      values[field.name + "#" + i] = (field.type === "checkbox" || field.type === "radio") ? field.checked : field.value;
+    }
+    var drafts = {};
+    drafts[formKey(form)] = values;  // only the latest submit: the one the session may have lost
+    try { window.sessionStorage.setItem(DRAFTS, JSON.stringify(drafts)); } catch (e) { /* full: not kept */ }
+  }, true);  // capture, after the confirmation above and before htmx takes the submit
+
+  function restoreDrafts() {
+    var notice = document.querySelector("[data-restore-drafts]");
+    if (document.querySelector(".sign-in")) { return; }  // the way back: keep them
+    var drafts = readDrafts();
+    window.sessionStorage.removeItem(DRAFTS);
+    if (!notice) { return; }
+    var forms = document.querySelectorAll("form");
+    for (var f = 0; f < forms.length; f++) {
+      var values = drafts[formKey(forms[f])];
+      if (!values) { continue; }
+      var first = null;
+      for (var i = 0; i < forms[f].elements.length; i++) {
+        var field = forms[f].elements[i];
+        var key = field.name + "#" + i;
+        if (!kept(field) || !(key in values)) { continue; }
+        if (field.type === "checkbox" || field.type === "radio") { field.checked = values[key]; } else { field.value = values[key]; }
+        if (!first && field.type !== "hidden") { first = field; }
+      }
+      var details = forms[f].closest("details");
+      if (details) { details.open = true; }
+      notice.hidden = false;
+      if (first) { first.focus(); }
+      return;
+    }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", restoreDrafts);
+  } else {
+    restoreDrafts();
+  }
+
+  // <button data-copy="#input"> copies that input's value (the one-time API token).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) { return; }
+    var input = document.querySelector(button.getAttribute("data-copy"));
+    var status = button.parentNode.querySelector("[data-copy-status]");
+    if (!input) { return; }
+    function said(text) { if (status) { status.textContent = text; } }
+    input.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(function () { said("Copied."); },
+        function () { said("Copy failed: select the token and copy it by hand."); });
+    } else {
+      said(document.execCommand("copy") ? "Copied." : "Select the token and copy it by hand.");
+    }
+  });
+
+  // Unticking Active on the product page asks first: the product stops being sold.
+  document.addEventListener("submit", function (event) {
+    var box = event.target.querySelector && event.target.querySelector("input[type=checkbox][data-confirm-untick]");
+    if (box && box.defaultChecked && !box.checked && !window.confirm(box.getAttribute("data-confirm-untick"))) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
 }());

@@ -37,15 +37,44 @@ def ledger_page(product_id: int, before: int | None) -> tuple[list[StockMovement
     return rows[:LEDGER_PAGE], older
 
 
-def recent_levels(product_id: int) -> list[tuple[datetime, int, int]]:
-    """(when, on hand, reserved) after each of the last CHART_POINTS changes, oldest first."""
-    rows = db.session.execute(
-        select(StockMovement.created_at, StockMovement.on_hand_after, StockMovement.reserved_after)
-        .where(StockMovement.product_id == product_id)
-        .order_by(StockMovement.id.desc())
-        .limit(CHART_POINTS)
-    ).all()
-    return [tuple(row) for row in reversed(rows)]
+@dataclass(frozen=True)
+class Level:
+    """The product's figures after one ledger row: a point of the stock chart."""
+
+    when: datetime
+    kind: str
+    on_hand_delta: int
+    reserved_delta: int
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+_LEVEL_COLUMNS = (StockMovement.created_at, StockMovement.kind, StockMovement.on_hand_delta,
+                  StockMovement.reserved_delta, StockMovement.on_hand_after,
+                  StockMovement.reserved_after)
+
+
+def levels_since(product_id: int, since: datetime | None) -> tuple[Level | None, list[Level]]:
+    """The level the range starts at (the last change before `since`) and the last
+    CHART_POINTS changes since then, oldest first; `since` None is the whole history."""
+    recent = select(*_LEVEL_COLUMNS).where(StockMovement.product_id == product_id)
+    if since is not None:
+        recent = recent.where(StockMovement.created_at >= since)
+    # Both walk ix_stock_movements_product_id_id backwards from the newest row.
+    rows = db.session.execute(recent.order_by(StockMovement.id.desc()).limit(CHART_POINTS)).all()
+    changes = [Level(*row) for row in reversed(rows)]
+    if since is None:
+        return None, changes
+    before = db.session.execute(
+        select(*_LEVEL_COLUMNS).where(StockMovement.product_id == product_id,
+                                      StockMovement.created_at < since)
+        .order_by(StockMovement.id.desc()).limit(1)
+    ).first()
+    return (Level(*before) if before else None), changes
 
 
 @dataclass

@@ -29,7 +29,9 @@ from .holds import ReleaseResult, commit, extend, release, release_many, reserve
 from .orders import cancel_order, confirm_order
 from .owners import Owner
 from .products import create_product, find_product, update_product
-from .sessions import end_session, end_sessions, staff_for_session, start_session
+from .sessions import (
+    end_session, end_sessions, staff_for_session, start_session, why_session_ended,
+)
 from .staff import (
     change_own_password,
     client_for_token,
@@ -49,6 +51,7 @@ __all__ = [
     "SYSTEM", "Actor", "AlertChanges", "Drift", "ExpiryResult", "ImportReport", "Owner",
     "ReleaseResult", "acknowledge", "adjust", "cancel_order", "change_own_password", "check",
     "client_for_token", "end_session", "end_sessions", "staff_for_session", "start_session",
+    "why_session_ended",
     "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",
     "evaluate_alerts", "expire_due", "extend", "find_product", "import_counts",
     "level_of", "reconcile", "record_api_client_use", "release", "release_many", "repair",

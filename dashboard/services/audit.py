@@ -32,8 +32,9 @@ class Drift:
     def describe(self) -> str:
         source = "active holds say" if self.what == "holds" else "the ledger says"
         return (
-            f"{self.sku}: on_hand {self.counter_on_hand} / reserved {self.counter_reserved},"
-            f" {source} {self.expected_on_hand} / {self.expected_reserved}"
+            f"{self.sku}: the counters say on hand {self.counter_on_hand}, reserved"
+            f" {self.counter_reserved}; {source} on hand {self.expected_on_hand}, reserved"
+            f" {self.expected_reserved}"
         )
 
     def violation(self) -> str:
@@ -194,8 +195,8 @@ def repair(*, actor: Actor, now: datetime, reason: str) -> list[str]:
             reason=f"repair: ledger brought in line with counters. {reason}",
             on_hand_after=d.counter_on_hand, reserved_after=d.counter_reserved,
         ))
-        notes.append(f"{d.sku}: ledger corrected to on_hand {d.counter_on_hand},"
-                     f" reserved {d.counter_reserved}")
+        notes.append(f"{d.sku}: ledger corrected to on hand {d.counter_on_hand},"
+                     f" reserved {d.counter_reserved} (the counters win)")
     if ledger_moves:
         record(ledger_moves, actor, now)
     evaluate_all(sorted({m.product_id for m in moves + ledger_moves}), now)

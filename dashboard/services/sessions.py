@@ -75,6 +75,25 @@ def staff_for_session(token: str, now: datetime) -> StaffUser | None:
     return user
 
 
+def why_session_ended(token: str | None, now: datetime) -> str:
+    """Why this session id no longer signs anyone in: "signed_out" (no session on this
+    device), "ended" (its row was deleted: signed out everywhere, a role or password change),
+    "idle", "expired" (its hard limit) or "inactive" (the account was deactivated)."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():
+        return "signed_out"
+    found = db.session.execute(
+        select(StaffSession, StaffUser.is_active)
+        .join(StaffUser, StaffUser.id == StaffSession.staff_id)
+        .where(StaffSession.token_hash == _hash(token))
+    ).first()
+    if found is None:
+        return "ended"
+    row, active = found
+    if not active:
+        return "inactive"
+    return "expired" if now >= row.expires_at else "idle"
+
+
 @transactional
 def end_session(token: str) -> None:
     """Sign this device out: its cookie, copied or not, no longer signs anyone in."""

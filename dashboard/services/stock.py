@@ -17,6 +17,7 @@ from .errors import BelowHeld, ImportRejected, InvalidInput, StaleCount
 from .ledger import Move, among, apply_deltas, lock_products, record
 from .products import find_product, fresh_product
 from .transaction import transactional
+from .wording import plural
 
 
 def _held_refusal(product: Product, wanted_on_hand: int) -> BelowHeld:
@@ -126,10 +127,15 @@ class ImportRow:
     product_id: int | None = None
     on_hand_before: int | None = None
     on_hand_after: int | None = None
+    seen_on_hand: int | None = None  # what the dry run showed, when it differs from now
 
     @property
     def delta(self) -> int:
         return (self.on_hand_after or 0) - (self.on_hand_before or 0)
+
+    @property
+    def stale(self) -> bool:
+        return self.seen_on_hand is not None
 
 
 @dataclass
@@ -145,6 +151,15 @@ class ImportReport:
     @property
     def changes(self) -> list[ImportRow]:
         return [r for r in self.rows if not r.error and r.delta != 0]
+
+    @property
+    def stale(self) -> list[ImportRow]:
+        return [r for r in self.rows if not r.error and r.stale]
+
+    @property
+    def on_hand_seen(self) -> list[int | None]:
+        """Each row's on-hand as this report shows it: the apply step checks it again."""
+        return [r.on_hand_before for r in self.rows]
 
 
 def parse_counts_csv(text: str) -> tuple[str, list[tuple[int, str, str]]]:
@@ -206,6 +221,15 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
     return report
 
 
+def _mark_stale(report: ImportReport, on_hand_seen: list[int | None]) -> None:
+    if len(on_hand_seen) != len(report.rows):
+        raise InvalidInput("the checked file and its figures do not match; check the file again",
+                           field="file")
+    for row, seen in zip(report.rows, on_hand_seen):
+        if not row.error and seen != row.on_hand_before:
+            row.seen_on_hand = seen
+
+
 def _products_by_sku(skus: list[str], lock: bool) -> dict[str, Product]:
     """The products these SKUs name in any case (ix_products_sku_lower), by SKU and by its
     lower case (the latter only where one product has it)."""
@@ -225,21 +249,33 @@ def _products_by_sku(skus: list[str], lock: bool) -> dict[str, Product]:
 
 
 @transactional
-def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False) -> ImportReport:
+def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False,
+                  on_hand_seen: list[int | None] | None = None) -> ImportReport:
     """Dry run (default) reports every row; with apply, all rows change in one transaction.
 
-    Any bad row refuses the whole apply (ImportRejected carries the report).
+    Any bad row refuses the whole apply (ImportRejected carries the report). `on_hand_seen`
+    is the dry run's `report.on_hand_seen`: like a single count, apply refuses if any row's
+    on-hand has moved since (the report marks those rows, so applying again confirms them).
     """
     if not isinstance(text, str):
         raise InvalidInput("the file must be CSV text", field="file")
     mode, rows = parse_counts_csv(text)
     products = _products_by_sku([sku for _, sku, _ in rows], lock=apply)
     report = _plan(mode, rows, products)
+    if on_hand_seen is not None:
+        _mark_stale(report, on_hand_seen)
     if not apply:
         return report
     if report.errors:
         raise ImportRejected(
             f"{len(report.errors)} of {len(report.rows)} rows are wrong; nothing was changed",
+            report,
+        )
+    if report.stale:
+        raise ImportRejected(
+            f"Stock changed since you checked the file: on hand moved for "
+            f"{plural(len(report.stale), 'row')} (marked below); nothing was changed. Check the "
+            f"new figures and apply again to set them.",
             report,
         )
     kind_reason = f"import ({'absolute counts' if mode == 'on_hand' else 'deltas'})"

@@ -8,7 +8,8 @@ from flask_login import current_user, login_required
 
 from .. import services
 from ..models import ALERT_KINDS, ALERT_STATUSES
-from ..queries.alerts import alerts_page, one_alert, unresolved_counts
+from ..queries.alerts import SORTS, alerts_page, default_sort, one_alert, unresolved_counts
+from ..services.alerts import level_of
 from ..services.errors import StockroomError
 from .access import require
 from .forms import ResolveForm
@@ -34,10 +35,12 @@ def _view_args(source) -> tuple[str, str | None]:
 def index():
     tab, kind = _view_args(request.args)
     after = (request.args.get("after") or "")[:64]
+    q = " ".join((request.args.get("q") or "").split())[:100]
+    sort = request.args.get("sort") if request.args.get("sort") in SORTS else default_sort(tab)
     return page(
         "alerts/index.html", "alerts/_results.html",
-        tab=tab, kind=kind, after=after, kinds=ALERT_KINDS, counts=unresolved_counts(),
-        result=alerts_page(tab, kind, after or None),
+        tab=tab, kind=kind, after=after, q=q, sort=sort, sorts=SORTS, kinds=ALERT_KINDS,
+        counts=unresolved_counts(), result=alerts_page(tab, kind, after or None, q=q, sort=sort),
     )
 
 
@@ -47,9 +50,10 @@ def _row_response(alert_id: int, *, message: str, level: str, status: int = 200,
     if alert is None:
         abort(404, description=f"Alert {alert_id} does not exist.")
     response = row_answer(
-        "alerts/_row.html", "alerts/row_page.html",
+        "alerts/_row_answer.html", "alerts/row_page.html",
         back_to=url_for("alerts.index", tab=request.form.get("tab", "open")),
-        message=message, level=level, status=status, alert=alert, **context,
+        message=message, level=level, status=status, alert=alert, counts=unresolved_counts(),
+        **context,
     )
     if status < 400:
         trigger(response, "alerts-changed")  # the navigation's open-alert badge refreshes
@@ -88,4 +92,10 @@ def resolve(alert_id: int):
         return _row_response(alert_id, message=error.message, level="error",
                              status=error.http_status if error.http_status in (409, 422) else 409,
                              row_message=error.message, resolve_form=form)
-    return _row_response(alert_id, level="success", message="Alert resolved.")
+    product = one_alert(alert_id).product
+    still = level_of(product.available, product.low_stock_threshold, product.is_active)
+    message = "Alert resolved."
+    if still is not None:
+        message += (f" {product.sku} is still {'out of stock' if still == 'OUT_OF_STOCK' else 'low'}:"
+                    " its alerts are muted until it recovers above its threshold.")
+    return _row_response(alert_id, level="success", message=message)

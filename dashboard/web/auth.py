@@ -21,6 +21,7 @@ def sign_in():
     form = SignInForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
+        form.resume.data = "1" if request.args.get("resume") == "1" else ""
     if current_user.is_authenticated:
         return redirect(safe_next(form.next.data) or url_for("overview.index"))
     if not form.validate_on_submit():
@@ -40,6 +41,10 @@ def sign_in():
             response.headers["Retry-After"] = str(refusal.retry_after)
         return response
     login.start(signed_in.user, remember=form.remember.data)
+    if form.resume.data == "1":
+        # static/app.js puts the kept input back and shows this only if it found some.
+        flash("What you typed before signing in is back in the form: check it and send it again.",
+              "restore")
     previous_at, previous_ip = signed_in.previous_at, signed_in.previous_ip
     if previous_at is None:
         flash(f"Welcome, {signed_in.name}. This is your first sign-in.", "success")
@@ -49,6 +54,12 @@ def sign_in():
         flash(f"Welcome back, {signed_in.name}. Your last sign-in was {when}"
               f"{' from ' + previous_ip if previous_ip else ''}.", "info")
     return redirect(safe_next(form.next.data) or url_for("overview.index"))
+
+
+@bp.get("/login")
+def old_sign_in():
+    """The usual address for signing in: the page is /sign-in."""
+    return redirect(url_for("auth.sign_in", **request.args), 301)
 
 
 @bp.route("/sign-out", methods=["POST"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, flash, g, jsonify, make_response, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
@@ -18,6 +19,7 @@ from ..outage import MAYBE_CHANGED, NOTHING_CHANGED, OUTAGES, is_outage
 from ..services.transaction import OutcomeUnknown
 from ..extensions import db
 from ..services import errors as refusals
+from . import login
 from .htmx import is_htmx, page, toast
 from .navigation import safe_next
 
@@ -37,6 +39,11 @@ def init_app(app: Flask) -> None:
 
 
 def _csrf_error(error: CSRFError):
+    if (not current_user.is_authenticated and not request.path.startswith("/api/")
+            and request.endpoint not in ("auth.sign_in", "auth.sign_out")):
+        # Signed out in another tab (the cookie's CSRF secret went with it): say so on the
+        # sign-in page and keep the typing, rather than a bare "form expired".
+        return login.unauthorized()
     message = "This form has expired. Refresh the page and try again."
     if is_htmx():
         response = jsonify(error="csrf", message=message)

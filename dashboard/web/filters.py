@@ -2,7 +2,7 @@
 and `open_alert_count`."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
@@ -10,6 +10,7 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 
 from ..queries.alerts import open_count
+from ..services.wording import plural
 from .access import can
 
 
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(relative_time, "relative_time")
     app.add_template_filter(time_tag, "time_tag")
+    app.add_template_filter(plural, "plural")
 
 
 def _open_alert_count() -> int:
@@ -25,7 +27,16 @@ def _open_alert_count() -> int:
 
 
 def _template_globals() -> dict:
-    return {"can": can, "open_alert_count": _open_alert_count}
+    return {"can": can, "open_alert_count": _open_alert_count, "at_extend_cap": at_extend_cap}
+
+
+EXTEND_STEP = timedelta(minutes=1)  # the smallest extension the holds page offers
+
+
+def at_extend_cap(expires_at: datetime, extend_cap: datetime) -> bool:
+    """True when a hold cannot be extended by even the smallest step: the holds page says
+    "at its cap" instead of offering an Extend that would be refused."""
+    return extend_cap - expires_at < EXTEND_STEP
 
 
 def _zone() -> ZoneInfo:
@@ -51,7 +62,7 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
         if seconds >= size:
             amount = round(seconds / size)
             return f"in {amount} {unit}" if future else f"{amount} {unit} ago"
-    return ""
+    return "in 1 min" if future else "1 min ago"  # 45-59 s: never a blank cell
 
 
 def time_tag(value: datetime | None) -> Markup:

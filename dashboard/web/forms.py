@@ -50,6 +50,13 @@ def printable(form, field):
         raise ValidationError("must not contain control characters")
 
 
+def at_most_reason_length(form, field):
+    """A reason or note over the limit is refused with its length (never cut silently)."""
+    if field.data and len(field.data) > limits.MAX_REASON:
+        raise ValidationError(f"is {len(field.data):,} characters long; keep it to "
+                              f"{limits.MAX_REASON:,} (nothing was saved)")
+
+
 def not_zero(form, field):
     if field.data == 0:
         raise ValidationError("must not be 0: use a positive number to add, negative to remove")
@@ -88,6 +95,7 @@ class SignInForm(FlaskForm):
     )
     remember = BooleanField("Keep me signed in on this device")
     next = HiddenField()
+    resume = HiddenField()  # "1": put back what was typed when the session ended
 
 
 class OwnPasswordForm(FlaskForm):
@@ -111,7 +119,7 @@ class AdjustForm(FlaskForm):
     reason = StringField(
         "Reason",
         validators=[InputRequired("say why (e.g. damaged in the warehouse)"),
-                    Length(max=limits.MAX_REASON), printable],
+                    at_most_reason_length, printable],
     )
 
 
@@ -127,7 +135,7 @@ class CountForm(FlaskForm):
         validators=[InputRequired("the page is missing the figure you saw; reload it"),
                     NumberRange(0, limits.MAX_STOCK, "is not a valid stock figure; reload the page")],
     )
-    note = StringField("Note", validators=[Optional(), Length(max=limits.MAX_REASON), printable])
+    note = StringField("Note", validators=[Optional(), at_most_reason_length, printable])
 
 
 class ImportForm(FlaskForm):
@@ -138,6 +146,18 @@ class ApplyImportForm(FlaskForm):
     # The checked file travels back with the confirmation, so what is applied is what was shown.
     csv_text = TextAreaField(validators=[InputRequired("the checked file is missing; upload it again"),
                                          Length(max=2_000_000), printable])
+    # The on-hand each row showed ("-" where the row had no product): apply refuses rows
+    # whose on-hand has moved since, as a single count does.
+    on_hand_seen = HiddenField(validators=[InputRequired("the checked figures are missing; check the file again"),
+                                           Regexp(r"^(\d+|-)( (\d+|-))*$", message="the checked figures are damaged; check the file again")])
+
+    @property
+    def seen(self) -> list[int | None]:
+        return [None if cell == "-" else int(cell) for cell in self.on_hand_seen.data.split(" ")]
+
+    @staticmethod
+    def encode_seen(on_hand_seen: list[int | None]) -> str:
+        return " ".join("-" if value is None else str(value) for value in on_hand_seen)
 
 
 class ProductSettingsForm(FlaskForm):
@@ -154,7 +174,7 @@ class ReasonForm(FlaskForm):
 
     reason = StringField(
         "Reason", filters=[_strip],
-        validators=[DataRequired("A reason is required."), Length(max=limits.MAX_REASON), printable],
+        validators=[DataRequired("A reason is required."), at_most_reason_length, printable],
     )
 
 
@@ -169,7 +189,7 @@ class ExtendForm(FlaskForm):
 class ResolveForm(FlaskForm):
     note = StringField(
         "Resolution note", filters=[_strip],
-        validators=[DataRequired("A note is required."), Length(max=limits.MAX_REASON), printable],
+        validators=[DataRequired("A note is required."), at_most_reason_length, printable],
     )
 
 

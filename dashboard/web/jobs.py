@@ -12,6 +12,7 @@ from ..models import JOB_NAMES
 from ..queries.jobs import DriftReport, all_jobs, job_view, latest_drift, scheduler_state
 from ..services.errors import InvalidInput
 from ..services.jobs import run_job
+from ..services.wording import plural
 from .access import require
 from .forms import ReasonForm
 from .htmx import is_htmx, page, toast, trigger
@@ -40,7 +41,7 @@ def run(name: str):
     now = _now()
     run = run_job(name, now=now, triggered_by=current_user)
     if run.status == "ok":
-        message, level = f"{name.title()} ran: {run.rows_affected} row(s) affected.", "success"
+        message, level = f"{name.title()} ran: {plural(run.rows_affected, 'row')} affected.", "success"
     elif run.status == "skipped":
         why = json.loads(run.detail or "{}").get("reason", "another run is in progress")
         message, level = f"{name.title()} did not run: {why}", "warning"
@@ -51,7 +52,8 @@ def run(name: str):
         flash(message, level)
         return redirect(url_for("jobs.index"))
     if name == "reconcile" and request.form.get("panel") == "drift":
-        return toast(_drift_page(), message, level)  # "check for drift now" in the drift panel
+        # "Check for drift now" in the drift panel: the panel, and the reconcile runs out of band.
+        return toast(_drift_page(job=job_view(name, now), now=now, oob_job=True), message, level)
     response = page("jobs/index.html", "jobs/_job.html", job=job_view(name, now), now=now)
     if name in ("expire", "alerts"):
         trigger(response, "stock-changed")
@@ -91,7 +93,7 @@ def repair():
     # Check again at once (in the repair's transaction), so the panel shows what is left.
     left = services.reconcile()
     checked = DriftReport(None, len(left), [d.describe() for d in left[:50]], checked_at=now)
-    message = f"Repair done: {len(notes)} change(s) recorded in the ledger." if notes \
+    message = f"Repair done: {plural(len(notes), 'change')} recorded in the ledger." if notes \
         else "Nothing to repair: counters, holds and the ledger agree."
     if not is_htmx():
         flash(message, "success")

@@ -10,15 +10,15 @@ from flask_login import current_user, login_required
 from .. import services
 from ..models import Product
 from ..queries.params import whole_number_or_none
-from ..queries.products import active_holds, alert_history, ledger_page, product_by_sku, recent_levels
+from ..queries.products import active_holds, alert_history, ledger_page, levels_since, product_by_sku
 from ..queries.stock import unresolved_alert
 from ..services import limits
 from ..services.alerts import level_of
 from ..services.errors import StockroomError
 from .access import require
-from .chart import stock_chart
-from .forms import ProductSettingsForm
-from .htmx import page, refusal
+from .chart import RANGES, chosen_range, range_start, stock_chart
+from .forms import AdjustForm, CountForm, ProductSettingsForm
+from .htmx import page, refusal, toast
 from .once import applies_once
 
 bp = Blueprint("products", __name__)
@@ -33,20 +33,37 @@ def product_or_404(sku: str) -> Product:
     return product
 
 
+def _chart(product: Product, now: datetime):
+    range_key = chosen_range(request.args.get("range"))
+    start_level, changes = levels_since(product.id, range_start(range_key, now))
+    return stock_chart(product, range_key, start_level, changes, now)
+
+
 def _page_context(product: Product, now: datetime, **extra) -> dict:
     before = request.args.get("before")
     ledger, older = ledger_page(product.id, whole_number_or_none(before))
     holds = active_holds(product.id)
     extra.setdefault("settings_form", ProductSettingsForm(
         formdata=None, threshold=product.low_stock_threshold, is_active=product.is_active))
+    extra.setdefault("adjust_form", AdjustForm(formdata=None))
+    extra.setdefault("count_form", CountForm(formdata=None))
     return {
         "product": product, "now": now, "level_of": level_of,
         "alert": unresolved_alert(product.id),
-        "chart": stock_chart(product, recent_levels(product.id), now),
+        "chart": _chart(product, now), "ranges": RANGES,
         "ledger": ledger, "older": older, "first_ledger_page": before is None,
         "holds": holds.shown, "hold_count": holds.count, "alerts": alert_history(product.id),
         **extra,
     }
+
+
+def product_page_refusal(product: Product, message: str, status: int, **context):
+    """A refused adjust or count sent from this page (web/stock.py runs both): the page again,
+    with the sentence, the form that was sent open and its input kept."""
+    now = datetime.now(timezone.utc)
+    context.pop("error", None)
+    return toast(page("products/show.html", status=status, error=message,
+                      **_page_context(product, now, **context)), message, "error")
 
 
 @bp.get("/products/<sku:sku>")

@@ -14,12 +14,14 @@ from ..queries.catalogue import categories, product_for_code
 from ..queries.params import whole_number_or_none
 from ..queries.stock import PAGE_SIZE, StockQuery, product_by_id, reread_product, stock_page, unresolved_alert
 from ..services.alerts import level_of
+from ..services.wording import plural
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
 from .access import require
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
 from .htmx import is_htmx, page, refused, row_answer, trigger
 from .navigation import local_path, safe_next
 from .once import applies_once
+from .products import product_page_refusal
 
 bp = Blueprint("stock", __name__)
 
@@ -71,6 +73,9 @@ def _row_answer(product: Product, *, message: str, level: str, status: int = 200
     band, and on success an event that closes the panel. A plain form post: back to the list
     the staff member came from, or the forms on a page of their own when refused."""
     back = safe_next(request.form.get("next")) or url_for("stock.index")
+    if status >= 400 and not is_htmx() and request.form.get("from") == "product":
+        # The product page's own forms: the refusal comes back on that page, input kept.
+        return product_page_refusal(product, message, status, **context)
     response = row_answer(
         "stock/_change.html", "stock/row_page.html", back_to=back,
         message=message, level=level, status=status,
@@ -102,7 +107,7 @@ def adjust(product_id: int):
     form = AdjustForm()
     if not form.validate_on_submit():
         return _refusal(product, first_error(form), adjust_form=form)
-    before = product.on_hand
+    before, alert_before = product.on_hand, _alert_kind(product.id)
     try:
         product = services.adjust(
             product.id, form.delta.data, reason=form.reason.data,
@@ -113,7 +118,8 @@ def adjust(product_id: int):
         return _refusal(reread_product(product_id), error, adjust_form=form)
     return _row_answer(product, level="success", updated=True,
                        message=f"{product.sku}: on hand {before:,} → {product.on_hand:,}"
-                               f" ({_signed(product.on_hand - before)}).")
+                               f" ({_signed(product.on_hand - before)})."
+                               + _alert_news(product, alert_before))
 
 
 @bp.post("/stock/<id32:product_id>/count")
@@ -126,6 +132,7 @@ def count(product_id: int):
         # Keep the figure the counter saw, so a later save still detects a change since then.
         expected = form.expected.data if not form.expected.errors else None
         return _refusal(product, first_error(form), count_form=form, expected=expected)
+    alert_before = _alert_kind(product.id)
     try:
         product = services.count(
             product.id, form.counted.data, form.expected.data, note=form.note.data,
@@ -144,7 +151,24 @@ def count(product_id: int):
     delta = form.counted.data - form.expected.data
     change = f" ({_signed(delta)})" if delta else " (no change)"
     return _row_answer(product, level="success", updated=True,
-                       message=f"{product.sku}: counted {product.on_hand:,}{change}.")
+                       message=f"{product.sku}: counted {product.on_hand:,}{change}."
+                               + _alert_news(product, alert_before))
+
+
+def _alert_kind(product_id: int) -> str | None:
+    """The kind of the product's unresolved alert, as a plain value (read before a change)."""
+    alert = unresolved_alert(product_id)
+    return alert.kind if alert is not None else None
+
+
+def _alert_news(product: Product, before: str | None) -> str:
+    """What the change did to the product's alert, for the success message."""
+    after = _alert_kind(product.id)
+    if after is not None and after != before:
+        return f" {'Out of stock' if after == 'OUT_OF_STOCK' else 'Low stock'} alert opened."
+    if after is None and before is not None:
+        return " Its alert was resolved."
+    return ""
 
 
 def _field_error(form, error: StockroomError, default_field: str) -> None:
@@ -187,9 +211,14 @@ def import_counts():
     except InvalidInput as error:
         form.file.errors.append(error.message)
         return page("stock/import.html", status=422, form=form, report=None)
-    apply_form = ApplyImportForm(formdata=None, csv_text=text)
     return page("stock/import.html", form=ImportForm(formdata=None), report=report,
-                apply_form=apply_form, file_name=form.file.data.filename)
+                apply_form=_apply_form(text, report), file_name=form.file.data.filename)
+
+
+def _apply_form(text: str, report) -> ApplyImportForm:
+    """The confirmation: the checked file and the on-hand figures its report showed."""
+    return ApplyImportForm(formdata=None, csv_text=text,
+                           on_hand_seen=ApplyImportForm.encode_seen(report.on_hand_seen))
 
 
 @applies_once
@@ -200,13 +229,17 @@ def _apply_import(actor, now):
         flash(first_error(apply_form), "error")
         return page("stock/import.html", status=422, form=form, report=None)
     try:
-        report = services.import_counts(apply_form.csv_text.data, actor=actor, now=now, apply=True)
+        report = services.import_counts(apply_form.csv_text.data, actor=actor, now=now,
+                                        apply=True, on_hand_seen=apply_form.seen)
     except ImportRejected as error:
-        # Stock moved between the check and the apply: show the fresh report, nothing applied.
+        # Stock moved between the check and the apply: show the fresh report, nothing applied;
+        # its form carries the new figures, so applying again confirms them.
         return page("stock/import.html", status=409, form=form, report=error.report,
-                    apply_form=apply_form, error=error.message)
+                    apply_form=_apply_form(apply_form.csv_text.data, error.report),
+                    error=error.message)
     except InvalidInput as error:
         return page("stock/import.html", status=422, form=form, report=None, error=error.message)
-    flash(f"Import applied: {len(report.changes):,} products changed, "
-          f"{len(report.rows) - len(report.changes):,} already matched.", "success")
+    matched = len(report.rows) - len(report.changes)
+    flash(f"Import applied: {plural(len(report.changes), 'product')} changed, "
+          f"{matched:,} already matched.", "success")
     return redirect(url_for("stock.index"))

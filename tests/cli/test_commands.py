@@ -28,6 +28,7 @@ def test_demo_fills_an_empty_database_with_a_shop_worth_looking_at(cli):
     for role in ("admin", "manager", "merchandiser", "support", "viewer"):
         assert role in result.output
     assert "stockroom-demo" in result.output and "sr_" in result.output  # logins, API token
+    assert result.output.index("[1/8] opening the shop") < result.output.index("[8/8] working alerts")
     assert 400 <= _count(Product) <= 600
     assert {s for (s,) in db.session.execute(select(Order.status).distinct())} == {
         "pending", "confirmed", "shipped", "cancelled"}
@@ -38,6 +39,8 @@ def test_demo_fills_an_empty_database_with_a_shop_worth_looking_at(cli):
     low = select(func.count()).select_from(Product).where(
         Product.on_hand - Product.reserved <= Product.low_stock_threshold)
     assert db.session.scalar(low) >= 20
+    # The storefront made every hold: its last call is shown, not "never".
+    assert db.session.scalar(select(sa.text("last_used_at")).select_from(sa.text("api_clients"))) is not None
     assert services.check() == []
 
 

@@ -100,15 +100,17 @@ def test_reconcile_finds_drift_and_repair_fixes_it_with_a_ledger_row(
 
     drift = services.reconcile()
     described = sorted(d.describe() for d in drift)
-    assert "HELD: on_hand 10 / reserved 6, active holds say 10 / 2" in described
-    assert "COUNTED: on_hand 14 / reserved 0, the ledger says 10 / 0" in described
+    assert ("HELD: the counters say on hand 10, reserved 6; active holds say on hand 10,"
+            " reserved 2") in described
+    assert ("COUNTED: the counters say on hand 14, reserved 0; the ledger says on hand 10,"
+            " reserved 0") in described
     assert clean.sku not in " ".join(described)
     assert counters(held.id) == (10, 6)  # reconcile changes nothing
 
     notes = services.repair(actor=manager, now=now, reason="drift after bad script")
 
     assert "HELD: reserved 6 -> 2" in notes
-    assert any(n.startswith("COUNTED: ledger corrected to on_hand 14") for n in notes)
+    assert "COUNTED: ledger corrected to on hand 14, reserved 0 (the counters win)" in notes
     assert counters(held.id) == (10, 2)
     assert counters(counted.id) == (14, 0)  # the physical counter is kept; the ledger follows
     repairs = ledger(kind="repair")

@@ -188,6 +188,27 @@ def test_import_deltas(product_factory, merch, now):
     assert "on hand cannot go below 0" in report.errors[0].error
 
 
+def test_import_apply_refuses_when_on_hand_moved_since_the_dry_run(product_factory, merch, now):
+    a = product_factory("IMP-A", on_hand=112)
+    b = product_factory("IMP-B", on_hand=5)
+    text = "sku,on_hand\nIMP-A,110\nIMP-B,4\n"
+    dry_run = services.import_counts(text, actor=merch, now=now)
+    assert dry_run.on_hand_seen == [112, 5]
+    services.adjust(a.id, 5, reason="tab two", actor=merch, now=now)
+    moves = len(ledger())
+
+    with pytest.raises(ImportRejected, match="Stock changed since you checked the file") as refused:
+        services.import_counts(text, actor=merch, now=now, apply=True,
+                               on_hand_seen=dry_run.on_hand_seen)
+    assert [(r.sku, r.seen_on_hand, r.on_hand_before) for r in refused.value.report.stale] == [
+        ("IMP-A", 112, 117)]
+    assert counters(a.id) == (117, 0) and counters(b.id) == (5, 0) and len(ledger()) == moves
+
+    report = services.import_counts(text, actor=merch, now=now,
+                                    apply=True, on_hand_seen=refused.value.report.on_hand_seen)
+    assert report.applied and counters(a.id) == (110, 0) and counters(b.id) == (4, 0)
+
+
 @pytest.mark.parametrize("csv_text,message", [
     ("", "header"),
     ("sku,qty\nA,1\n", "header"),

@@ -198,3 +198,12 @@ def test_htmx_requests_carry_the_page_token(csrf_app, staff_factory):
                            headers={**HX, "X-CSRFToken": token})
     assert response.status_code == 200
     assert db.session.scalar(select(func.count()).select_from(ApiClient)) == 1
+
+
+def test_a_new_token_has_a_copy_button_and_the_nav_says_api_clients(admin):
+    body = admin.post("/admin/api-clients", data={"name": "Web shop"}).get_data(as_text=True)
+    assert 'data-copy="#new-token"' in body and "Copy token" in body
+    nav = re.search(r'<nav class="topnav".*?</nav>', body, re.S).group(0)
+    assert 'aria-current="page">API clients</a>' in nav
+    staff_nav = re.search(r'<nav class="topnav".*?</nav>', admin.get("/admin/staff").get_data(as_text=True), re.S).group(0)
+    assert 'aria-current="page">Staff</a>' in staff_nav

@@ -123,3 +123,76 @@ def test_only_managers_and_admins_work_alerts(client_for, product_factory, role)
 def test_unknown_alert_is_a_404(manager):
     assert manager.post("/alerts/424242/acknowledge").status_code == 404
     assert manager.post("/alerts/424242/resolve", data={"note": "x"}).status_code == 404
+
+
+def test_acknowledge_and_resolve_update_the_tab_counts_and_badge_in_the_same_answer(manager, product_factory):
+    alert = _alert(product_factory(sku="LOW-9", on_hand=1, threshold=3))
+    _alert(product_factory(sku="LOW-8", on_hand=1, threshold=3))
+    page = manager.get("/alerts").get_data(as_text=True)
+    assert 'id="alert-count-open">2<' in page
+
+    body = manager.post(f"/alerts/{alert.id}/acknowledge", data={"tab": "open"}, headers=HX).get_data(as_text=True)
+    assert '<span class="count" id="alert-count-open" hx-swap-oob="true">1</span>' in body
+    assert '<span class="count" id="alert-count-acknowledged" hx-swap-oob="true">1</span>' in body
+    assert re.search(r'<span id="alert-badge"[^>]*hx-swap-oob="true"[^>]*>1</span>', body)
+
+    resolved = manager.post(f"/alerts/{alert.id}/resolve", data={"note": "reordered"}, headers=HX)
+    body = resolved.get_data(as_text=True)
+    assert 'id="alert-count-acknowledged" hx-swap-oob="true">0<' in body
+    toast = resolved.headers["HX-Trigger"]
+    assert "LOW-9 is still low: its alerts are muted until it recovers above its threshold." in toast
+
+
+def test_resolving_a_still_low_alert_explains_what_it_means(manager, product_factory):
+    product_factory(sku="LOW-7", on_hand=1, threshold=3)
+    body = manager.get("/alerts").get_data(as_text=True)
+    assert "LOW-7 is still low: resolving mutes its alerts until it recovers above its threshold of 3" in body
+
+
+def test_viewers_get_no_empty_actions_column(client_for, product_factory):
+    product_factory(sku="LOW-6", on_hand=1, threshold=3)
+    body = client_for("viewer").get("/alerts").get_data(as_text=True)
+    assert "LOW-6" in body and ">Actions<" not in body and 'class="actions"' not in body
+
+
+def test_escalation_to_out_keeps_who_acknowledged_in_the_history(manager, product_factory, now):
+    product = product_factory(sku="LOW-5", on_hand=2, threshold=3)
+    alert = _alert(product)
+    services.acknowledge(alert.id, actor=services.Actor.staff(manager.user), now=now)
+    services.adjust(product.id, -2, reason="sold out", actor=services.SYSTEM, now=now)
+    assert reload_alert(alert.id).kind == "OUT_OF_STOCK" and reload_alert(alert.id).status == "open"
+    row = manager.get("/alerts").get_data(as_text=True)
+    assert f"acknowledged by {manager.user.name}" in row and "now out of stock" in row
+    history = manager.get("/products/LOW-5").get_data(as_text=True)
+    assert f"acknowledged by {manager.user.name}" in history
+
+
+def test_alerts_list_out_of_stock_first_then_low_and_pages_in_that_order(manager, product_factory, now):
+    from dashboard.queries.alerts import alerts_page
+
+    lows = [_alert(product_factory(sku=f"LOW-{n}", on_hand=1, threshold=3)) for n in range(3)]
+    outs = [_alert(product_factory(sku=f"OUT-{n}", on_hand=0, threshold=3)) for n in range(2)]
+    body = manager.get("/alerts").get_data(as_text=True)
+    order = [int(i) for i in re.findall(r'<tr id="alert-(\d+)"', body)]
+    assert set(order[:2]) == {a.id for a in outs} and set(order[2:]) == {a.id for a in lows}
+    # Keyset pages of two keep the order and never repeat or skip an alert.
+    seen, after = [], None
+    while True:
+        page = alerts_page("open", None, after, page_size=2, sort="severity")
+        seen += [a.id for a in page.alerts]
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert seen == order
+    newest = manager.get("/alerts?sort=oldest").get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'<tr id="alert-(\d+)"', newest)] == sorted(order)
+
+
+def test_alerts_search_by_words_of_sku_or_name_in_any_case(manager, product_factory):
+    sock = _alert(product_factory(sku="STA-103-BLUE", name="Merino sock blue", on_hand=1, threshold=3))
+    _alert(product_factory(sku="HAT-1", name="Beanie oat", on_hand=1, threshold=3))
+    assert _shown(manager.get("/alerts?q=sock+merino", headers=HX).get_data(as_text=True)) == {sock.id}
+    assert _shown(manager.get("/alerts?q=sta-103", headers=HX).get_data(as_text=True)) == {sock.id}
+    body = manager.get("/alerts?q=%25_", headers=HX).get_data(as_text=True)
+    assert _shown(body) == set() and "No open alerts for products matching" in body
+    assert 'id="alerts-search"' in body and 'value="%_"' in body

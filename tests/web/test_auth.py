@@ -378,3 +378,18 @@ def test_concurrent_guesses_cannot_exceed_the_limit(app, staff_factory, requires
     assert len(statuses) == 10 and set(statuses) <= {401, 429}
     assert statuses.count(401) <= app.config["LOGIN_MAX_FAILURES"]
     assert attempts(email="vera@example.com") == statuses.count(401)
+
+
+def test_login_address_redirects_to_sign_in(client):
+    response = client.get("/login?next=/holds")
+    assert response.status_code == 301 and response.headers["Location"] == "/sign-in?next=/holds"
+
+
+def test_a_wrong_password_puts_the_keyboard_on_password(client, staff_factory):
+    staff_factory("viewer", email="vera@example.com")
+    body = sign_in(client, "vera@example.com", "wrong-password-1").get_data(as_text=True)
+    password = re.search(r'<input[^>]*name="password"[^>]*>', body).group(0)
+    email = re.search(r'<input[^>]*name="email"[^>]*>', body).group(0)
+    assert "autofocus" in password and "autofocus" not in email
+    fresh = client.get("/sign-in").get_data(as_text=True)
+    assert "autofocus" in re.search(r'<input[^>]*name="email"[^>]*>', fresh).group(0)

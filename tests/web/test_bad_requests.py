@@ -41,7 +41,7 @@ def test_nul_in_a_query_is_refused_with_400(admin, url):
 @pytest.mark.parametrize("action, data", [
     ("adjust", {"delta": "5", "reason": "nul \x00 byte"}),
     ("count", {"counted": "5", "expected": "10", "note": "bad \x00 note"}),
-    ("import", {"step": "apply", "csv_text": "sku,on_hand\nRED-1\x00,3\n"}),
+    ("import", {"step": "apply", "csv_text": "sku,on_hand\nRED-1\x00,3\n", "on_hand_seen": "10"}),
 ])
 def test_nul_in_a_form_is_refused_with_400_and_changes_nothing(admin, product_factory, action,
                                                                data):
@@ -92,7 +92,8 @@ def test_a_missing_api_client_is_not_found(admin):
 def test_a_csv_field_over_the_csv_limit_is_a_form_error(admin, product_factory):
     product_factory("RED-1")
     body = "sku,on_hand\nRED-1,\"" + "x" * 140_000 + "\"\n"
-    response = admin.post("/stock/import", data={"step": "apply", "csv_text": body})
+    response = admin.post("/stock/import", data={"step": "apply", "csv_text": body,
+                                                       "on_hand_seen": "10"})
     assert response.status_code == 422
     assert "not valid CSV" in response.get_data(as_text=True)
 

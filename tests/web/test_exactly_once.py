@@ -70,7 +70,8 @@ def _forms(product_factory, staff_factory):
     return {
         "adjust": (f"/stock/{red.id}/adjust", {"delta": "3", "reason": "delivery"}),
         "count": (f"/stock/{red.id}/count", {"counted": "12", "expected": "10", "note": "n"}),
-        "import": ("/stock/import", {"step": "apply", "csv_text": "sku,delta\nRED-1,-4\n"}),
+        "import": ("/stock/import", {"step": "apply", "csv_text": "sku,delta\nRED-1,-4\n",
+                               "on_hand_seen": "10"}),
         "release": (f"/holds/{one.id}/release", {"reason": "customer called"}),
         "release_many": ("/holds/release", {"ids": [two.id, three.id], "reason": "tidy"}),
         "extend": (f"/holds/{two.id}/extend", {"minutes": "10"}),

@@ -340,3 +340,12 @@ def test_plain_form_row_actions_answer_with_full_pages(support, product_factory,
     again = support.post(f"/holds/{hold.id}/release", data={"reason": "gone"})
     assert again.status_code == 409 and b"<html" in again.data
     assert "already released by staff" in again.get_data(as_text=True)
+
+
+def test_a_hold_at_its_cap_says_so_instead_of_offering_extend(support, product_factory, clock):
+    capped = _hold(product_factory(sku="CAP-1"), clock, ttl=7200)  # the cap: 120 min after made
+    free = _hold(product_factory(sku="FREE-1"), clock, ttl=900)
+    page = support.get("/holds").get_data(as_text=True)
+    assert page.count("At its cap") == 1
+    assert f"/holds/{free.id}/extend" in page
+    assert f"/holds/{capped.id}/extend" not in page

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -18,7 +19,7 @@ def test_jobs_page_full_and_partial_with_no_runs_yet(manager):
     full = manager.get("/jobs")
     assert full.status_code == 200 and b"<html" in full.data
     body = full.get_data(as_text=True)
-    assert body.count("No runs yet") == 3
+    assert body.count("No runs of") == 3 and "row(s)" not in body
     assert "No scheduler yet" in body and "not scheduled" in body
     part = manager.get("/jobs", headers=HX)
     assert b"<html" not in part.data and b"Run expire now" in part.data
@@ -31,7 +32,8 @@ def test_run_now_expires_overdue_holds_and_records_who(manager, product_factory)
     response = manager.post("/jobs/expire/run", headers=HX)
     assert response.status_code == 200
     trigger = json.loads(response.headers["HX-Trigger"])
-    assert trigger["toast"]["level"] == "success" and "1 row" in trigger["toast"]["message"]
+    assert trigger["toast"]["level"] == "success"
+    assert trigger["toast"]["message"] == "Expire ran: 1 row affected."
     assert "stock-changed" in trigger
     body = response.get_data(as_text=True)
     assert "OK" in body and manager.user.name in body and "holds expired 1" in body
@@ -78,6 +80,10 @@ def test_drift_report_and_repair_with_a_reason(manager, product_factory, now):
         as_text=True)
     checked = manager.post("/jobs/reconcile/run", data={"panel": "drift"}, headers=HX)
     assert checked.status_code == 200 and "DRIFT-1" in checked.get_data(as_text=True)
+    # The reconcile job's runs table comes along out of band, with this run in it.
+    assert re.search(r'<section class="card job" id="job-reconcile"[^>]*hx-swap-oob="true"',
+                     checked.get_data(as_text=True))
+    assert "on_hand" not in checked.get_data(as_text=True)
     report = manager.get("/jobs/reconcile/drift", headers=HX).get_data(as_text=True)
     assert "DRIFT-1" in report and "Repair drift" in report
     assert b"<html" in manager.get("/jobs/reconcile/drift").data  # a full page without htmx
@@ -87,6 +93,7 @@ def test_drift_report_and_repair_with_a_reason(manager, product_factory, now):
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert "DRIFT-1: reserved 3 -&gt; 1" in body and "No drift" in body
+    assert "the counters win" in body
     assert db.session.get(Product, product.id).reserved == 1
     repairs = db.session.scalars(select(StockMovement).where(StockMovement.kind == "repair")).all()
     assert repairs and all(r.actor_staff_id == manager.user.id and "after outage" in r.reason
@@ -107,4 +114,16 @@ def test_repair_refuses_a_missing_or_bad_reason(manager, product_factory, now, r
     assert db.session.get(Product, product.id).reserved == 3
     assert db.session.scalar(select(func.count()).select_from(StockMovement)
                              .where(StockMovement.kind == "repair")) == 0
+
+
+
+def test_the_scheduler_running_with_no_runs_yet_says_when_it_will_run(manager):
+    from dashboard.services.jobs import beat
+
+    beat(datetime.now(timezone.utc))
+    db.session.commit()
+    body = manager.get("/jobs").get_data(as_text=True)
+    assert "Scheduler running" in body
+    assert "once the scheduler is started" not in body and "or start the scheduler" not in body
+    assert body.count("No runs of") == 3 and "The scheduler runs it" in body
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -27,7 +28,7 @@ def test_product_page_shows_figures_chart_ledger_holds_alerts(client, merchandis
     assert "<html" in body and "Red &lt;mug&gt;" in body
     figures = re.findall(r'<span class="tile-figure">([\d,]+)</span>', body)
     assert figures == ["7", "4", "3", "4"]
-    assert "<svg" in body and body.count("<polyline") == 3 and 'role="img"' in body
+    assert "<svg" in body and body.count("<polyline") == 3 and 'role="group"' in body
     assert "dropped" in body and merchandiser.name in body and "system" in body  # actors
     assert "session sess-9" in body and "Active holds <span class=\"muted\">(1)</span>" in body
     assert "Alert history" in body and "badge-low" in body
@@ -36,11 +37,106 @@ def test_product_page_shows_figures_chart_ledger_holds_alerts(client, merchandis
 def test_chart_is_drawn_from_the_ledger_as_step_lines(client, merchandiser, product_factory, now):
     product = product_factory("RED-1", on_hand=10)
     services.adjust(product.id, 10, reason="delivery", actor=services.SYSTEM, now=now)
-    body = client.get("/products/RED-1").get_data(as_text=True)
-    on_hand = re.search(r'<polyline points="([^"]+)"', body).group(1).split()
+    body = client.get("/products/RED-1?range=all").get_data(as_text=True)
+    on_hand = re.search(r'<polyline class="line-on-hand" points="([^"]+)"', body).group(1).split()
     ys = [float(p.split(",")[1]) for p in on_hand]
     # 10 units, then 20 (the top of the chart), held until now: two levels, a vertical step.
-    assert len(set(ys)) == 2 and min(ys) == 10.0
+    assert len(set(ys)) == 2 and min(ys) == 12.0
+
+
+def _markers(body: str) -> list[str]:
+    return re.findall(r'<circle class="marker"[^>]* tabindex="0" role="img" aria-label="([^"]+)"', body)
+
+
+def test_chart_range_chooser_shows_only_changes_in_the_range(client, merchandiser, product_factory):
+    live = datetime.now(timezone.utc)
+    product = product_factory("RED-1", on_hand=10)  # opening stock at the fixed test time, weeks ago
+    services.adjust(product.id, 5, reason="delivery", actor=services.SYSTEM, now=live - timedelta(days=3))
+    services.adjust(product.id, -2, reason="damaged", actor=services.SYSTEM, now=live - timedelta(hours=2))
+    services.reserve(product.sku, 4, Owner(session_key="s"), now=live - timedelta(hours=1))
+
+    day = client.get("/products/RED-1?range=24h").get_data(as_text=True)
+    assert 'aria-current="true">24 h</a>' in day
+    assert len(_markers(day)) == 2  # the damage and the hold; the level before opens the line
+    assert _markers(day)[0].endswith("adjust (on hand -2). On hand 13, reserved 0, available 13.")
+    assert _markers(day)[1].endswith("reserve (reserved +4). On hand 13, reserved 4, available 9.")
+    assert 'data-readout="' in day and "Now: on hand 13, reserved 4, available 9." in day
+    assert "The 2 changes as a table" in day
+
+    assert len(_markers(client.get("/products/RED-1").get_data(as_text=True))) == 3  # 7 d
+    assert len(_markers(client.get("/products/RED-1?range=all").get_data(as_text=True))) == 4
+    assert 'aria-current="true">7 d</a>' in client.get("/products/RED-1?range=bogus").get_data(as_text=True)
+
+
+def test_chart_draws_available_apart_from_on_hand(client, merchandiser, product_factory, now):
+    product_factory("RED-1", on_hand=10)
+    body = client.get("/products/RED-1?range=all").get_data(as_text=True)
+    lines = re.findall(r'<polyline class="(line-[a-z-]+)"', body)
+    assert lines == ["line-on-hand", "line-reserved", "line-available"]  # available drawn on top
+    assert "Available (green, dotted" in body
+
+
+def test_chart_of_a_quiet_range_holds_the_level_from_before(client, merchandiser, product_factory):
+    product_factory("RED-1", on_hand=10)  # weeks ago
+    body = client.get("/products/RED-1?range=24h").get_data(as_text=True)
+    assert _markers(body) == [] and "No changes in this range" in body
+    assert re.search(r'<polyline class="line-on-hand" points="52,12.0 784.0,12.0"', body)
+
+
+# --- adjust and count on the product page ---------------------------------------------------
+
+def test_product_page_adjusts_and_counts_through_the_stock_views(client, merchandiser, product_factory):
+    product = product_factory("RED-1", on_hand=10)
+    body = client.get("/products/RED-1").get_data(as_text=True)
+    assert f'action="/stock/{product.id}/adjust"' in body and f'action="/stock/{product.id}/count"' in body
+    assert 'name="next" value="/products/RED-1"' in body and 'name="expected" value="10"' in body
+
+    adjusted = client.post(f"/stock/{product.id}/adjust", data={
+        "delta": "5", "reason": "delivery", "next": "/products/RED-1", "from": "product"})
+    assert adjusted.status_code == 302 and adjusted.headers["Location"] == "/products/RED-1"
+    page = client.get("/products/RED-1").get_data(as_text=True)
+    assert "RED-1: on hand 10 → 15 (+5)." in page and 'name="expected" value="15"' in page
+
+    counted = client.post(f"/stock/{product.id}/count", data={
+        "counted": "12", "expected": "15", "next": "/products/RED-1", "from": "product"})
+    assert counted.status_code == 302 and fresh(product.id).on_hand == 12
+
+
+def test_a_stale_count_on_the_product_page_is_refused_there_with_the_input_kept(
+        client, merchandiser, product_factory, now):
+    product = product_factory("RED-1", on_hand=10)
+    services.adjust(product.id, 5, reason="another tab", actor=services.SYSTEM, now=now)
+    moves = db.session.scalar(select(func.count()).select_from(StockMovement))
+    refused = client.post(f"/stock/{product.id}/count", data={
+        "counted": "8", "expected": "10", "note": "shelf", "next": "/products/RED-1", "from": "product"})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "<h2 id=\"chart-h\">Stock over time</h2>" in body
+    assert "on hand is now 15, not 10" in body
+    assert 'name="counted" required step="1" type="number" value="8"' in body and 'value="shelf"' in body
+    assert 'name="expected" value="15"' in body  # saving again confirms the count over the new figure
+    assert fresh(product.id).on_hand == 15
+    assert db.session.scalar(select(func.count()).select_from(StockMovement)) == moves
+
+
+def test_a_reason_over_500_characters_is_refused_with_its_length(client, merchandiser, product_factory):
+    product = product_factory("RED-1", on_hand=10)
+    refused = client.post(f"/stock/{product.id}/adjust", data={
+        "delta": "1", "reason": "x" * 600, "next": "/products/RED-1", "from": "product"})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "is 600 characters long; keep it to 500" in body
+    assert 'aria-invalid="true"' in body and fresh(product.id).on_hand == 10
+
+
+def test_an_unbroken_500_character_reason_is_shown_whole(client, merchandiser, product_factory, now):
+    product = product_factory("RED-1", on_hand=10)
+    services.adjust(product.id, 1, reason="y" * 500, actor=services.SYSTEM, now=now)
+    assert "y" * 500 in client.get("/products/RED-1").get_data(as_text=True)
+
+
+def test_viewer_gets_no_adjust_or_count_on_the_product_page(client, staff_factory, product_factory):
+    product_factory("RED-1", on_hand=10)
+    login(client, staff_factory("viewer"))
+    assert "Save count" not in client.get("/products/RED-1").get_data(as_text=True)
 
 
 def test_product_without_history_says_so(client, merchandiser, product_factory):
@@ -125,3 +221,13 @@ def test_a_sku_with_slashes_and_dots_links_to_its_own_page(client, merchandiser,
     assert 'href="/products/X%2F..%252F%2FA%20B"' in body
     page = client.get("/products/X%2F..%252F%2FA%20B")
     assert page.status_code == 200 and "Tricky" in page.get_data(as_text=True)
+
+
+def test_the_success_message_says_when_an_alert_opened_or_resolved(client, merchandiser, product_factory):
+    product = product_factory("RED-1", on_hand=10, threshold=4)
+    client.post(f"/stock/{product.id}/adjust", data={"delta": "-7", "reason": "broken", "next": "/products/RED-1"})
+    assert "RED-1: on hand 10 → 3 (−7). Low stock alert opened." in client.get("/products/RED-1").get_data(as_text=True)
+    client.post(f"/stock/{product.id}/count", data={"counted": "0", "expected": "3", "next": "/products/RED-1"})
+    assert "RED-1: counted 0 (−3). Out of stock alert opened." in client.get("/products/RED-1").get_data(as_text=True)
+    client.post(f"/stock/{product.id}/adjust", data={"delta": "20", "reason": "delivery", "next": "/products/RED-1"})
+    assert "(+20). Its alert was resolved." in client.get("/products/RED-1").get_data(as_text=True)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from dashboard import services
 from dashboard.extensions import db
-from dashboard.models import StaffSession
+from dashboard.models import Product, StaffSession
 from tests.helpers.web import PASSWORD, login, new_client, sign_in
 
 
@@ -184,3 +184,83 @@ def test_deleted_staff_sessions_go_with_the_account(staff_factory):
     services.start_session(user.id, remember=False, user_agent=None, ip=None,
                            now=datetime.now(timezone.utc))
     assert db.session.scalar(select(func.count()).select_from(StaffSession)) == 1
+
+
+# --- a submit after the session ended (issue 14): say why, come back to the form ------------
+
+def _submit_after(client, product_id: int):
+    return client.post(f"/stock/{product_id}/adjust", data={"delta": "3", "reason": "delivery"},
+                       headers={"Referer": "http://localhost/stock?filter=low"})
+
+
+@pytest.mark.parametrize("end, why", [
+    (lambda user: services.set_role(user.id, "viewer"), "Your session was ended elsewhere"),
+    (lambda user: services.reset_password(user.id, "a-brand-new-pw-1"), "an admin changed your role or password"),
+    (lambda user: _age(last_seen_at=datetime.now(timezone.utc) - timedelta(minutes=481)),
+     "timed out after 480 minutes without use"),
+    (lambda user: _age(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)),
+     "reached its time limit (12 hours"),
+])
+def test_a_submit_after_the_session_ended_says_why_and_returns_to_the_form(
+        client, staff_factory, product_factory, end, why):
+    product = product_factory("RED-1", on_hand=10)
+    user = staff_factory("merchandiser", email="mia@example.com")
+    login(client, user)
+    end(user)
+    response = _submit_after(client, product.id)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/sign-in?next=/stock?filter%3Dlow&resume=1"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert why in page and "what you typed is kept" in page
+    assert 'name="resume" type="hidden" value="1"' in page
+    assert db.session.get(Product, product.id).on_hand == 10  # nothing was applied
+
+    password = "a-brand-new-pw-1" if "password" in why else PASSWORD
+    signed_in = sign_in(client, "mia@example.com", password, next="/stock?filter=low", resume="1")
+    assert signed_in.headers["Location"] == "/stock?filter=low"
+    back = client.get("/stock?filter=low").get_data(as_text=True)
+    assert "data-restore-drafts hidden>What you typed before signing in is back" in back
+
+
+def test_a_plain_page_visit_without_a_session_is_not_told_it_lost_anything(client):
+    response = client.get("/stock")
+    assert "resume" not in response.headers["Location"]
+    assert "what you typed" not in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_the_way_back_after_a_lost_session_is_only_ever_a_local_page(client, staff_factory, product_factory):
+    product = product_factory("RED-1", on_hand=10)
+    response = client.post(f"/stock/{product.id}/adjust", data={"delta": "3", "reason": "x"},
+                           headers={"Referer": "https://evil.example/stock"})
+    assert response.headers["Location"] == "/sign-in?resume=1"
+
+
+def test_an_htmx_submit_after_sign_out_elsewhere_redirects_with_the_reason(client, staff_factory, product_factory):
+    product = product_factory("RED-1", on_hand=10)
+    user = staff_factory("merchandiser")
+    login(client, user)
+    services.end_sessions(user.id)
+    response = client.post(f"/stock/{product.id}/adjust", data={"delta": "3", "reason": "x"},
+                           headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/products/RED-1"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/sign-in?next=/products/RED-1&resume=1"
+    assert "Your session was ended elsewhere" in client.get("/sign-in").get_data(as_text=True)
+
+
+def test_a_submit_from_a_tab_signed_out_in_another_goes_to_sign_in_not_form_expired(
+        csrf_app, staff_factory, product_factory):
+    product_id = product_factory("RED-1", on_hand=10).id
+    user = staff_factory("merchandiser")
+    db.session.rollback()
+    client = new_client(csrf_app)
+    login(client, user)
+    body = client.get("/stock").get_data(as_text=True)
+    token = body.split('"X-CSRFToken": "', 1)[1].split('"', 1)[0]
+    client.post("/sign-out", data={"csrf_token": token})  # the other tab: the cookie is cleared
+    response = client.post(f"/stock/{product_id}/adjust", data={
+        "delta": "3", "reason": "x", "csrf_token": token}, headers={"Referer": "http://localhost/stock"})
+    assert response.status_code == 302 and response.headers["Location"] == "/sign-in?next=/stock&resume=1"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "You were signed out (in another tab or window)" in page
+    db.session.rollback()
+    assert db.session.get(Product, product_id).on_hand == 10

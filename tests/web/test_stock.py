@@ -232,7 +232,7 @@ def test_adjust_below_held_units_is_refused_in_place(client, merchandiser, produ
     (str(2**63), "r", "must be between"),
     ("99999999999999999999999999", "r", "must be between"),
     ("5", "", "say why"),
-    ("5", "x" * 501, "Field cannot be longer than 500 characters"),
+    ("5", "x" * 501, "is 501 characters long; keep it to 500"),
 ])
 def test_hostile_adjust_input_is_a_form_error_and_changes_nothing(client, merchandiser, product_factory,
                                                                   delta, reason, message):
@@ -305,7 +305,7 @@ def test_count_sets_on_hand_and_records_the_check(client, merchandiser, product_
     product = product_factory("RED-1", on_hand=10, threshold=2)
     response = client.post(f"/stock/{product.id}/count", data={"counted": "1", "expected": "10"}, headers=HX)
     assert response.status_code == 200
-    assert json.loads(response.headers["HX-Trigger"])["toast"]["message"] == "RED-1: counted 1 (−9)."
+    assert json.loads(response.headers["HX-Trigger"])["toast"]["message"] == "RED-1: counted 1 (−9). Low stock alert opened."
     body = response.get_data(as_text=True)
     assert "Out of stock" not in body and ">Low<" in body and "Alert open" in body
     assert fresh(product.id).on_hand == 1 and fresh(product.id).last_stock_check is not None
@@ -389,25 +389,68 @@ def test_import_dry_run_reports_every_bad_row_and_changes_nothing(client, mercha
     assert fresh(product.id).on_hand == 10 and movements() == before
 
 
+def _apply_fields(body: str) -> dict:
+    """The apply form of a checked import, as the browser would send it."""
+    csv_text = re.search(r'<textarea name="csv_text" hidden>(.*?)</textarea>', body, re.S).group(1)
+    seen = re.search(r'name="on_hand_seen" type="hidden" value="([^"]*)"', body).group(1)
+    return {"step": "apply", "csv_text": csv_text, "on_hand_seen": seen}
+
+
 def test_import_check_then_apply(client, merchandiser, product_factory):
     red = product_factory("RED-1", on_hand=10)
     blue = product_factory("BLU-1", on_hand=5)
     response = _upload(client, "sku,delta\nRED-1,-4\nBLU-1,0\n")
     body = response.get_data(as_text=True)
-    assert 'name="step" value="apply"' in body and "Apply 1 changes" in body
-    csv_text = re.search(r'<textarea name="csv_text" hidden>(.*?)</textarea>', body, re.S).group(1)
+    assert 'name="step" value="apply"' in body and "Apply 1 change<" in body and "2 rows" in body
     assert fresh(red.id).on_hand == 10  # the check changed nothing
-    applied = client.post("/stock/import", data={"step": "apply", "csv_text": csv_text})
+    applied = client.post("/stock/import", data=_apply_fields(body))
     assert applied.status_code == 302
     assert fresh(red.id).on_hand == 6 and fresh(blue.id).on_hand == 5
-    assert "Import applied: 1 products changed" in client.get("/stock").get_data(as_text=True)
+    assert "Import applied: 1 product changed" in client.get("/stock").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("mode, value", [("on_hand", "110"), ("delta", "-2")])
+def test_import_apply_refuses_rows_whose_on_hand_moved_since_the_dry_run(
+        client, merchandiser, product_factory, staff_factory, now, mode, value):
+    red = product_factory("RED-1", on_hand=112)
+    blue = product_factory("BLU-1", on_hand=5)
+    checked = _upload(client, f"sku,{mode}\nRED-1,{value}\nBLU-1,4\n").get_data(as_text=True)
+    assert "112" in checked and ">110<" in checked
+    # Another tab adds +5 twice after the dry run.
+    other = services.Actor.staff(staff_factory("merchandiser", email="tab@example.com"))
+    services.adjust(red.id, 5, reason="delivery", actor=other, now=now)
+    services.adjust(red.id, 5, reason="delivery", actor=other, now=now)
+    before = movements()
+
+    refused = client.post("/stock/import", data=_apply_fields(checked))
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 409
+    assert "Stock changed since you checked the file" in body and "nothing was changed" in body
+    assert "on hand was 112 when checked, 122 now" in body
+    assert fresh(red.id).on_hand == 122 and fresh(blue.id).on_hand == 5 and movements() == before
+
+    # The refusal shows the new figures; applying that confirms them.
+    assert client.post("/stock/import", data=_apply_fields(body)).status_code == 302
+    assert fresh(red.id).on_hand == (110 if mode == "on_hand" else 120)
+    assert fresh(blue.id).on_hand == (4 if mode == "on_hand" else 9)
+
+
+def test_import_apply_without_the_checked_figures_changes_nothing(client, merchandiser, product_factory):
+    red = product_factory("RED-1", on_hand=10)
+    for seen in ("", "ten", "10 10"):
+        response = client.post("/stock/import", data={
+            "step": "apply", "csv_text": "sku,on_hand\nRED-1,3\n", "on_hand_seen": seen})
+        assert response.status_code == 422, seen
+        assert "check the file again" in response.get_data(as_text=True)
+    assert fresh(red.id).on_hand == 10
 
 
 def test_import_apply_refused_when_stock_moved_since_the_check(client, merchandiser, product_factory, now):
     red = product_factory("RED-1", on_hand=10)
     services.reserve(red.sku, 8, Owner(session_key="s1"), now=now)
     before = movements()
-    response = client.post("/stock/import", data={"step": "apply", "csv_text": "sku,on_hand\nRED-1,3\n"})
+    response = client.post("/stock/import", data={"step": "apply", "csv_text": "sku,on_hand\nRED-1,3\n",
+                                                  "on_hand_seen": "10"})
     assert response.status_code == 409
     assert "8 units are held" in response.get_data(as_text=True)
     assert fresh(red.id).on_hand == 10 and movements() == before
@@ -433,7 +476,8 @@ def test_import_needs_a_file(client, merchandiser):
 def test_hostile_import_apply_is_refused_and_changes_nothing(client, merchandiser, product_factory, csv_text):
     product = product_factory("RED-1", on_hand=10)
     before = movements()
-    response = client.post("/stock/import", data={"step": "apply", "csv_text": csv_text})
+    response = client.post("/stock/import", data={"step": "apply", "csv_text": csv_text,
+                                                  "on_hand_seen": "10"})
     assert response.status_code == 422
     assert fresh(product.id).on_hand == 10 and movements() == before
 
