@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload
 from ..extensions import db
 from ..models import CartItem, Order, Product, Reservation
 from . import cursor
+from ..services.limits import MAX_CUSTOMER_ID, MAX_ID
 from .params import whole_number_or_none
 from .search import matching_product_ids
 
@@ -82,10 +83,14 @@ class OwnerFilter:
 
     def condition(self):
         number = whole_number_or_none(self.value)
+        # A number past a column's range names no owner (and must not reach the database,
+        # which would refuse to compare an int4 column with it).
+        id32 = number if number and number <= MAX_ID else None
         by_kind = {
-            "order": Reservation.order_id == number if number else None,
-            "cart": Reservation.cart_id == number if number else None,
-            "customer": Reservation.customer_id == number if number else None,
+            "order": Reservation.order_id == id32 if id32 else None,
+            "cart": Reservation.cart_id == id32 if id32 else None,
+            "customer": (Reservation.customer_id == number
+                         if number and number <= MAX_CUSTOMER_ID else None),
             "session": Reservation.session_key == self.value[:40],
         }
         if self.kind is not None:

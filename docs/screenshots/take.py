@@ -71,6 +71,11 @@ def take(base: str) -> None:
                 page = _sign_in(browser, base, "merch@stockroom.example", width, height)
                 page.goto(base + "/stock")
                 _shoot(page, f"stock-list-{width}.png")
+                if width == 820:
+                    # A row's Adjust or count opens in a panel on a tablet.
+                    page.get_by_role("link", name="Adjust or count").first.click()
+                    page.locator("#stock-panel").get_by_label("Change (units)").wait_for()
+                    _shoot(page, "stock-panel-820.png")
                 if width == 1440:
                     # The product with the most history makes the chart worth a look.
                     page.goto(base + "/stock?filter=low")

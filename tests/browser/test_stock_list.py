@@ -55,6 +55,14 @@ def test_search_finds_every_word_in_any_order(live_server, chromium, staff_facto
     page.locator("#stock-table tbody tr", has_text="SCK-MER-1").wait_for()
     assert rows.count() == 1
     assert page.locator("[data-tab-count=all]").inner_text() == "1"
+    assert page.evaluate("document.activeElement.id") == "stock-search"
+    # Enter sends the whole form (a scanner ends a code so): the new page keeps the keyboard
+    # in the search box rather than dropping it to <body>.
+    page.fill("#stock-search", "beanie")
+    page.press("#stock-search", "Enter")
+    page.wait_for_url(re.compile(r".*scan=1.*"))
+    page.locator("#stock-table tbody tr", has_text="HAT-OAT-3").wait_for()
+    assert page.evaluate("document.activeElement.id") == "stock-search"
     assert problems == [], f"browser errors: {problems}"
     page.close()
 

@@ -161,7 +161,8 @@ class StaffMember(threading.Thread):
     def _stock_form(self, verb: str):
         product = self.rng.choice(self.shop.hot if self.rng.random() < 0.4 else self.shop.cold)
         action = f"/stock/{product.id}/{verb}"
-        return product, self._form("/stock", {"q": product.sku},
+        # The row's panel: its adjust and count forms, fetched when a row opens it.
+        return product, self._form(f"/stock/{product.id}/change", {},
                                    lambda html: form_posting_to(html, action))
 
     def adjust(self, reason: str) -> Request | None:
