@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from dashboard import database
 
+pytestmark = pytest.mark.direct
+
 
 @pytest.fixture
 def engine(requires_postgres, database_url):

@@ -148,6 +148,7 @@ def test_sigterm_lets_the_run_in_progress_finish_then_exits_cleanly(
     assert services.check() == []
 
 
+@pytest.mark.direct
 def test_slots_missed_while_the_database_is_unreachable_are_recorded_when_it_returns(
         schedulers, database_url):
     process = schedulers(**QUIET)
