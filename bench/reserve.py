@@ -91,7 +91,7 @@ def build() -> None:
 def reset(scarce_sku: str | None = None) -> None:
     """Back to the opening state: no holds, no alerts, one opening ledger row per product."""
     with psycopg.connect(url(DB_NAME, "postgresql")) as conn:
-        conn.execute("TRUNCATE reservations, stock_movements, stock_alerts RESTART IDENTITY")
+        conn.execute("TRUNCATE reservations, stock_movements, stock_alerts, notification_events RESTART IDENTITY CASCADE")
         conn.execute("UPDATE products SET reserved = 0, on_hand = %s", (STOCK,))
         if scarce_sku:
             conn.execute("UPDATE products SET on_hand = %s WHERE sku = %s", (SCARCE, scarce_sku))

@@ -21,6 +21,9 @@ DAY = 24 * 60 * 60
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+# Where a hold that names no location goes: the first sellable location in priority order
+# that covers it, or the one with the most available.
+HOLD_ALLOCATIONS = ("priority", "most_available")
 
 
 class ConfigError(Exception):
@@ -56,6 +59,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict:
         "HOLD_EXTEND_CAP": _whole(env, "HOLD_EXTEND_CAP", 2 * 60 * 60, 1, 30 * DAY),
         # A hold older than this multiple of the default TTL counts as stuck.
         "STUCK_TTL_MULTIPLE": _whole(env, "STUCK_TTL_MULTIPLE", 4, 1, 1000),
+        "HOLD_ALLOCATION": _choice(env, "HOLD_ALLOCATION", "priority", HOLD_ALLOCATIONS),
         # Scheduler intervals in seconds (SPEC §8), and holds per expiry batch.
         "EXPIRE_INTERVAL": _whole(env, "EXPIRE_INTERVAL", 30, 1, DAY),
         "ALERTS_INTERVAL": _whole(env, "ALERTS_INTERVAL", 60, 1, DAY),

@@ -63,7 +63,12 @@ HOLD_STATUSES = ("active", "released", "expired", "committed")
 ORDER_STATUSES = ("pending", "confirmed", "shipped", "cancelled")
 MOVEMENT_KINDS = (
     "receive", "adjust", "count", "reserve", "release", "expire", "commit", "import", "repair",
+    # A transfer's units leaving its source, arriving at its destination, and the part that
+    # never arrived, written off at the destination (no on-hand moves: it left at shipping).
+    "transfer_out", "transfer_in", "write_off",
 )
+LOCATION_KINDS = ("warehouse", "store")
+TRANSFER_STATUSES = ("draft", "shipped", "received", "cancelled")
 ALERT_KINDS = ("LOW_STOCK", "OUT_OF_STOCK")
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
 ROLES = ("viewer", "merchandiser", "support", "manager", "admin")
@@ -150,6 +155,64 @@ class Product(db.Model):
 
     def __repr__(self) -> str:
         return f"<Product {self.sku} on_hand={self.on_hand} reserved={self.reserved}>"
+
+
+class Location(db.Model):
+    """A place that keeps stock: a warehouse or a store. Exactly one is the default, which
+    takes counts, adjustments and imports that name no location."""
+
+    __tablename__ = "locations"
+    __table_args__ = (
+        CheckConstraint(_in("kind", LOCATION_KINDS), name="kind_known"),
+        CheckConstraint("length(code) > 0", name="code_not_empty"),
+        CheckConstraint("code = upper(code)", name="code_uppercase"),
+        CheckConstraint("priority >= 0", name="priority_not_negative"),
+        Index("uq_locations_default", "is_default", unique=True,
+              postgresql_where=text("is_default"), sqlite_where=text("is_default")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What the storefront and CSV files name it by: MAIN, STORE-1, ...
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10), default="warehouse")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The storefront may hold stock here (a back office may not sell from its shelves).
+    sellable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Allocation order for holds that name no location: lowest first.
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Location {self.code}>"
+
+
+class StockLevel(db.Model):
+    """A product's stock at one location. `products.on_hand` and `products.reserved` are the
+    sums over its levels, kept in the same statement as every change (ledger.apply_deltas)."""
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+        # One location's stock list, sorted or filtered by its own figures.
+        Index("ix_stock_levels_location_id_product_id", "location_id", "product_id"),
+    )
+
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    last_stock_check: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    location: Mapped[Location] = relationship()
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
 
 
 class Cart(db.Model):
@@ -331,6 +394,8 @@ class Reservation(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    # Where the units are held (I2 holds per location: the level's reserved is its holds).
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
     quantity: Mapped[int] = mapped_column(Integer)
     session_key: Mapped[str | None] = mapped_column(String(40), index=True)
     customer_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -350,6 +415,7 @@ class Reservation(db.Model):
     )
 
     product: Mapped[Product] = relationship()
+    location: Mapped[Location] = relationship()
     cart: Mapped[Cart | None] = relationship()
     order: Mapped[Order | None] = relationship()
     ended_by_staff: Mapped[StaffUser | None] = relationship(foreign_keys=[ended_by_staff_id])
@@ -372,6 +438,7 @@ class StockMovement(db.Model):
             "actor_staff_id IS NULL OR actor_api_client_id IS NULL", name="one_actor"
         ),
         Index("ix_stock_movements_product_id_id", "product_id", "id"),
+        Index("ix_stock_movements_location_id_id", "location_id", "id"),
         Index("ix_stock_movements_created_at", "created_at"),
         # Activity filtered by kind, newest first: a rare kind (repair, import) would
         # otherwise walk the whole ledger.
@@ -382,7 +449,9 @@ class StockMovement(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
-    kind: Mapped[str] = mapped_column(String(10))
+    # The level that moved (I3 per location); `*_after` are the product's totals.
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    kind: Mapped[str] = mapped_column(String(20))
     on_hand_delta: Mapped[int] = mapped_column(Integer, default=0)
     reserved_delta: Mapped[int] = mapped_column(Integer, default=0)
     on_hand_after: Mapped[int] = mapped_column(Integer)
@@ -394,10 +463,12 @@ class StockMovement(db.Model):
         BigId, ForeignKey("reservations.id"), index=True
     )
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     product: Mapped[Product] = relationship()
+    location: Mapped[Location] = relationship()
     actor_staff: Mapped[StaffUser | None] = relationship()
     actor_api_client: Mapped[ApiClient | None] = relationship()
 
@@ -411,6 +482,68 @@ class StockMovement(db.Model):
             self.actor_staff.name if self.actor_staff else None,
             self.actor_api_client.name if self.actor_api_client else None,
         )
+
+
+class Transfer(db.Model):
+    """Stock moving between two locations: a draft is planned, shipping takes the units off
+    the source's on-hand (then they are in transit), receipts add them to the destination
+    (one or several), and what never arrives is written off with a reason."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint(_in("status", TRANSFER_STATUSES), name="status_known"),
+        CheckConstraint("source_id <> destination_id", name="two_places"),
+        Index("ix_transfers_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the last unit is received or written off, or when a draft is cancelled.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    source: Mapped[Location] = relationship(foreign_keys=[source_id])
+    destination: Mapped[Location] = relationship(foreign_keys=[destination_id])
+    created_by: Mapped[StaffUser | None] = relationship()
+    lines: Mapped[list[TransferLine]] = relationship(
+        back_populates="transfer", order_by="TransferLine.product_id")
+
+    @property
+    def code(self) -> str:
+        return f"T-{self.id:05d}"
+
+
+class TransferLine(db.Model):
+    __tablename__ = "transfer_lines"
+    __table_args__ = (
+        UniqueConstraint("transfer_id", "product_id", name="uq_transfer_lines_transfer_product"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("received >= 0 AND written_off >= 0", name="settled_not_negative"),
+        CheckConstraint("received + written_off <= quantity", name="settled_within_quantity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    written_off: Mapped[int] = mapped_column(Integer, default=0)
+
+    transfer: Mapped[Transfer] = relationship(back_populates="lines")
+    product: Mapped[Product] = relationship()
+
+    @property
+    def in_transit(self) -> int:
+        """Units on their way: shipped, neither received nor written off (0 for a draft)."""
+        if self.transfer.status != "shipped":
+            return 0
+        return self.quantity - self.received - self.written_off
 
 
 class StockAlert(db.Model):

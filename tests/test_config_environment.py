@@ -18,6 +18,7 @@ DEFAULTS = {
     "REMEMBER_DAYS": 14, "MAX_UPLOAD_MB": 32, "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     "MAX_FORM_MEMORY_SIZE": 32 * 1024 * 1024, "COOKIE_SECURE": True,
     "DISPLAY_TIMEZONE": "UTC", "LOG_LEVEL": "INFO", "LOG_FORMAT": "text", "PROXY_HOPS": 0,
+    "HOLD_ALLOCATION": "priority",
     "DATABASE_POOLER": "direct", "DATABASE_PREPARE": "auto",
     "METRICS_ALLOW": ("127.0.0.0/8", "::1/128"), "METRICS_TOKEN": None,
     "SMTP_HOST": None, "SMTP_PORT": 587, "SMTP_SECURITY": "starttls", "SMTP_USER": None,
@@ -45,6 +46,7 @@ def test_unset_or_blank_variables_take_the_documented_defaults():
     ({"PROXY_HOPS": "2"}, "PROXY_HOPS", 2),
     ({"DATABASE_POOLER": "Transaction"}, "DATABASE_POOLER", "transaction"),
     ({"LOG_FORMAT": "JSON"}, "LOG_FORMAT", "json"),
+    ({"HOLD_ALLOCATION": "most_available"}, "HOLD_ALLOCATION", "most_available"),
     ({"METRICS_ALLOW": "10.1.2.3, 192.168.0.0/16,::1"}, "METRICS_ALLOW",
      ("10.1.2.3/32", "192.168.0.0/16", "::1/128")),
     ({"METRICS_ALLOW": "none"}, "METRICS_ALLOW", ()),
@@ -83,6 +85,7 @@ def test_values_are_parsed(given, setting, wanted):
     ("DATABASE_POOLER", "pgbouncer"),
     ("DATABASE_PREPARE", "sometimes"),
     ("LOG_FORMAT", "xml"),
+    ("HOLD_ALLOCATION", "nearest"),
     ("METRICS_ALLOW", "10.0.0.0/8,prometheus.internal"),  # names are not resolved
     ("METRICS_TOKEN", "secret"),  # too short to be one
     ("SMTP_SECURITY", "ssl"),

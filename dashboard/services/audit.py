@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true, update
 
 from ..extensions import db
-from ..models import Product, Reservation, StockAlert, StockMovement
+from ..models import Location, Product, Reservation, StockAlert, StockLevel, StockMovement
 from .actor import Actor
 from .alerts import UNRESOLVED, evaluate_all, level_sql
 from .ledger import Move, apply_deltas, record
@@ -23,16 +23,25 @@ from .transaction import transactional
 class Drift:
     product_id: int
     sku: str
-    what: str  # "holds" (reserved != active holds, I2) or "ledger" (counters != ledger, I3)
+    # "holds" (reserved != active holds, I2), "ledger" (counters != ledger sums, I3), or
+    # "totals" (the product's figures != the sums over its locations)
+    what: str
     counter_on_hand: int
     counter_reserved: int
     expected_on_hand: int
     expected_reserved: int
+    location_id: int | None = None  # None: the product's totals
+    location: str | None = None  # its code
+
+    @property
+    def place(self) -> str:
+        return f"{self.sku} at {self.location}" if self.location else self.sku
 
     def describe(self) -> str:
-        source = "active holds say" if self.what == "holds" else "the ledger says"
+        source = {"holds": "active holds say", "ledger": "the ledger says",
+                  "totals": "its locations add up to"}[self.what]
         return (
-            f"{self.sku}: the counters say on hand {self.counter_on_hand}, reserved"
+            f"{self.place}: the counters say on hand {self.counter_on_hand}, reserved"
             f" {self.counter_reserved}; {source} on hand {self.expected_on_hand}, reserved"
             f" {self.expected_reserved}"
         )
@@ -40,64 +49,100 @@ class Drift:
     def violation(self) -> str:
         """The invariant this drift breaks, as `check` reports it."""
         if self.what == "holds":
-            return (f"I2 {self.sku}: reserved {self.counter_reserved}"
+            return (f"I2 {self.place}: reserved {self.counter_reserved}"
                     f" but active holds sum to {self.expected_reserved}")
-        return (f"I3 {self.sku}: counters on_hand={self.counter_on_hand}"
+        if self.what == "totals":
+            return (f"I1 {self.sku}: totals on_hand={self.counter_on_hand}"
+                    f" reserved={self.counter_reserved} but its locations sum to"
+                    f" on_hand={self.expected_on_hand} reserved={self.expected_reserved}")
+        return (f"I3 {self.place}: counters on_hand={self.counter_on_hand}"
                 f" reserved={self.counter_reserved} but ledger sums"
                 f" on_hand={self.expected_on_hand} reserved={self.expected_reserved}")
 
 
-def _holds_drift() -> list[Drift]:
-    """I2: products whose `reserved` is not the sum of their active holds."""
-    held = (
-        select(Reservation.product_id, func.sum(Reservation.quantity).label("held"))
-        .where(Reservation.status == "active")
-        .group_by(Reservation.product_id)
-        .subquery()
-    )
+def _holds_drift(per_location: bool = True) -> list[Drift]:
+    """I2: levels (or, in total, products) whose `reserved` is not the sum of their active
+    holds."""
+    keys = [Reservation.product_id] + ([Reservation.location_id] if per_location else [])
+    held = (select(*keys, func.sum(Reservation.quantity).label("held"))
+            .where(Reservation.status == "active").group_by(*keys).subquery())
     total = func.coalesce(held.c.held, 0)
-    rows = db.session.execute(
-        select(Product.id, Product.sku, Product.on_hand, Product.reserved, total)
-        .outerjoin(held, held.c.product_id == Product.id)
-        .where(Product.reserved != total)
-        .order_by(Product.id)
-    )
-    return [Drift(pid, sku, "holds", on_hand, reserved, on_hand, int(held_units))
-            for pid, sku, on_hand, reserved, held_units in rows]
+    if per_location:
+        rows = db.session.execute(
+            select(StockLevel.product_id, Product.sku, StockLevel.on_hand, StockLevel.reserved,
+                   total, StockLevel.location_id, Location.code)
+            .join(Product, Product.id == StockLevel.product_id)
+            .join(Location, Location.id == StockLevel.location_id)
+            .outerjoin(held, and_(held.c.product_id == StockLevel.product_id,
+                                  held.c.location_id == StockLevel.location_id))
+            .where(StockLevel.reserved != total)
+            .order_by(StockLevel.product_id, StockLevel.location_id))
+    else:
+        rows = db.session.execute(
+            select(Product.id, Product.sku, Product.on_hand, Product.reserved, total)
+            .outerjoin(held, held.c.product_id == Product.id)
+            .where(Product.reserved != total)
+            .order_by(Product.id))
+    return [Drift(r[0], r[1], "holds", r[2], r[3], r[2], int(r[4]), *r[5:]) for r in rows]
 
 
-def _ledger_drift() -> list[Drift]:
-    """I3: products whose counters are not the sums of their ledger deltas."""
-    ledger = (
-        select(
-            StockMovement.product_id,
-            func.sum(StockMovement.on_hand_delta).label("on_hand"),
-            func.sum(StockMovement.reserved_delta).label("reserved"),
-        )
-        .group_by(StockMovement.product_id)
-        .subquery()
-    )
+def _ledger_drift(per_location: bool = True) -> list[Drift]:
+    """I3: levels (or, in total, products) whose counters are not the sums of their ledger
+    deltas."""
+    keys = [StockMovement.product_id] + ([StockMovement.location_id] if per_location else [])
+    ledger = (select(*keys, func.sum(StockMovement.on_hand_delta).label("on_hand"),
+                     func.sum(StockMovement.reserved_delta).label("reserved"))
+              .group_by(*keys).subquery())
     on_hand, reserved = func.coalesce(ledger.c.on_hand, 0), func.coalesce(ledger.c.reserved, 0)
+    if per_location:
+        rows = db.session.execute(
+            select(StockLevel.product_id, Product.sku, StockLevel.on_hand, StockLevel.reserved,
+                   on_hand, reserved, StockLevel.location_id, Location.code)
+            .join(Product, Product.id == StockLevel.product_id)
+            .join(Location, Location.id == StockLevel.location_id)
+            .outerjoin(ledger, and_(ledger.c.product_id == StockLevel.product_id,
+                                    ledger.c.location_id == StockLevel.location_id))
+            .where(or_(StockLevel.on_hand != on_hand, StockLevel.reserved != reserved))
+            .order_by(StockLevel.product_id, StockLevel.location_id))
+    else:
+        rows = db.session.execute(
+            select(Product.id, Product.sku, Product.on_hand, Product.reserved, on_hand, reserved)
+            .outerjoin(ledger, ledger.c.product_id == Product.id)
+            .where(or_(Product.on_hand != on_hand, Product.reserved != reserved))
+            .order_by(Product.id))
+    return [Drift(r[0], r[1], "ledger", r[2], r[3], int(r[4]), int(r[5]), *r[6:]) for r in rows]
+
+
+def _totals_drift() -> list[Drift]:
+    """Products whose on_hand and reserved are not the sums over their locations."""
+    sums = (select(StockLevel.product_id, func.sum(StockLevel.on_hand).label("on_hand"),
+                   func.sum(StockLevel.reserved).label("reserved"))
+            .group_by(StockLevel.product_id).subquery())
+    on_hand, reserved = func.coalesce(sums.c.on_hand, 0), func.coalesce(sums.c.reserved, 0)
     rows = db.session.execute(
         select(Product.id, Product.sku, Product.on_hand, Product.reserved, on_hand, reserved)
-        .outerjoin(ledger, ledger.c.product_id == Product.id)
+        .outerjoin(sums, sums.c.product_id == Product.id)
         .where(or_(Product.on_hand != on_hand, Product.reserved != reserved))
-        .order_by(Product.id)
-    )
-    return [Drift(pid, sku, "ledger", counted, held, int(l_on_hand), int(l_reserved))
-            for pid, sku, counted, held, l_on_hand, l_reserved in rows]
+        .order_by(Product.id))
+    return [Drift(pid, sku, "totals", oh, rs, int(e_oh), int(e_rs))
+            for pid, sku, oh, rs, e_oh, e_rs in rows]
 
 
 def reconcile() -> list[Drift]:
-    """Find drift between counters, active holds and the ledger. Changes nothing."""
-    return _holds_drift() + _ledger_drift()
+    """Find drift between counters (per location and their totals), active holds and the
+    ledger. Changes nothing."""
+    return _holds_drift() + _ledger_drift() + _totals_drift()
 
 
 def check() -> list[str]:
     """Every violation of I1-I6 in the database, one sentence each (empty when clean)."""
     return [
         *_counters_out_of_range(),
+        *_levels_missing(),
         *(d.violation() for d in reconcile()),
+        # In total too: what a product's counters say against all its holds and ledger lines.
+        *(d.violation() for d in _holds_drift(per_location=False)),
+        *(d.violation() for d in _ledger_drift(per_location=False)),
         *_alerts_duplicated(),
         *_alerts_wrong(),
         *_holds_ended_wrongly(),
@@ -111,8 +156,27 @@ def _counters_out_of_range() -> list[str]:
             or_(Product.reserved < 0, Product.reserved > Product.on_hand)
         )
     )
-    return [f"I1 {sku}: reserved {reserved} outside 0..on_hand {on_hand}"
-            for sku, on_hand, reserved in rows]
+    levels = db.session.execute(
+        select(Product.sku, Location.code, StockLevel.on_hand, StockLevel.reserved)
+        .join(Product, Product.id == StockLevel.product_id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .where(or_(StockLevel.reserved < 0, StockLevel.reserved > StockLevel.on_hand)))
+    return [*(f"I1 {sku}: reserved {reserved} outside 0..on_hand {on_hand}"
+              for sku, on_hand, reserved in rows),
+            *(f"I1 {sku} at {code}: reserved {reserved} outside 0..on_hand {on_hand}"
+              for sku, code, on_hand, reserved in levels)]
+
+
+def _levels_missing() -> list[str]:
+    """Every product has a stock level at every location (services.locations)."""
+    rows = db.session.execute(
+        select(Product.sku, Location.code)
+        .join(Location, true())
+        .outerjoin(StockLevel, and_(StockLevel.product_id == Product.id,
+                                    StockLevel.location_id == Location.id))
+        .where(StockLevel.product_id.is_(None))
+        .order_by(Product.id, Location.id).limit(100))
+    return [f"I1 {sku}: no stock level at {code}" for sku, code in rows]
 
 
 def _alerts_duplicated() -> list[str]:
@@ -170,34 +234,47 @@ def _holds_ended_wrongly() -> list[str]:
 
 @transactional
 def repair(*, actor: Actor, now: datetime, reason: str) -> list[str]:
-    """Audited repair: reserved := active holds; then a ledger 'repair' line where the ledger
-    disagrees with the counters. Holds exceeding on_hand cannot be repaired here."""
+    """Audited repair, per location: reserved := active holds there; then each product's
+    totals := the sums over its locations; then a ledger 'repair' line where a location's
+    ledger disagrees with its counters. Holds exceeding on hand cannot be repaired here."""
     reason = reason_text(reason)
     notes: list[str] = []
     moves: list[Move] = []
     for d in _holds_drift():
         if d.expected_reserved > d.counter_on_hand:
             notes.append(
-                f"{d.sku}: holds ({d.expected_reserved}) exceed on hand; release holds first")
+                f"{d.place}: holds ({d.expected_reserved}) exceed on hand; release holds first")
             continue
-        moves.append(Move(d.product_id, "repair",
+        moves.append(Move(d.product_id, "repair", location_id=d.location_id,
                           reserved_delta=d.expected_reserved - d.counter_reserved,
                           reason=f"repair: reserved set to active holds. {reason}"))
-        notes.append(f"{d.sku}: reserved {d.counter_reserved} -> {d.expected_reserved}")
+        notes.append(f"{d.place}: reserved {d.counter_reserved} -> {d.expected_reserved}")
     apply_deltas(moves, actor, now)
-    # The counter fix above moved the ledger with it; what drift is left is ledger-only.
+    drifted_totals = _totals_drift()
+    for d in drifted_totals:
+        db.session.execute(update(Product).where(Product.id == d.product_id).values(
+            on_hand=d.expected_on_hand, reserved=d.expected_reserved, updated_at=now))
+        notes.append(f"{d.sku}: totals set to its locations' sums, on hand"
+                     f" {d.counter_on_hand} -> {d.expected_on_hand}, reserved"
+                     f" {d.counter_reserved} -> {d.expected_reserved}")
+    # The counter fixes above moved the ledger with them; what drift is left is ledger-only.
     ledger_moves = []
     for d in _ledger_drift():
         ledger_moves.append(Move(
-            d.product_id, "repair",
+            d.product_id, "repair", location_id=d.location_id,
             on_hand_delta=d.counter_on_hand - d.expected_on_hand,
             reserved_delta=d.counter_reserved - d.expected_reserved,
             reason=f"repair: ledger brought in line with counters. {reason}",
-            on_hand_after=d.counter_on_hand, reserved_after=d.counter_reserved,
         ))
-        notes.append(f"{d.sku}: ledger corrected to on hand {d.counter_on_hand},"
+        notes.append(f"{d.place}: ledger corrected to on hand {d.counter_on_hand},"
                      f" reserved {d.counter_reserved} (the counters win)")
     if ledger_moves:
+        totals = {pid: (on_hand, reserved) for pid, on_hand, reserved in db.session.execute(
+            select(Product.id, Product.on_hand, Product.reserved).where(
+                Product.id.in_({m.product_id for m in ledger_moves})))}
+        for m in ledger_moves:  # the line's "after" is the product's totals, as everywhere
+            m.on_hand_after, m.reserved_after = totals[m.product_id]
         record(ledger_moves, actor, now)
-    evaluate_all(sorted({m.product_id for m in moves + ledger_moves}), now)
+    evaluate_all(sorted({m.product_id for m in moves + ledger_moves}
+                        | {d.product_id for d in drifted_totals}), now)
     return notes

@@ -22,6 +22,7 @@ from .actor import Actor
 from .alerts import evaluate_all
 from .errors import Conflict
 from .ledger import OPENING_STOCK, Move, record
+from .locations import add_levels
 
 _WRITE_CHUNK = 10_000
 # Rows per read: SQLite's IN lists stay under its 32,766 bind parameters.
@@ -42,6 +43,7 @@ def apply(result, actor: Actor, now: datetime) -> None:
         _release_barcodes(result, updated)
         _update(result, updated, now)
         new_ids = _insert(result, created, now)
+        add_levels({new_ids[o.sku]: o.on_hand or 0 for o in created})
     except IntegrityError:  # a concurrent change took a SKU or barcode: the caller rolls back
         raise Conflict("another change to the same products was saved at the same time;"
                        " nothing was changed, try again") from None

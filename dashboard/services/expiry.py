@@ -67,7 +67,7 @@ def expire_claimed(claim, now: datetime, evaluate: bool = True) -> ExpiryResult:
         .where(Reservation.id == claimed.c.id, Reservation.status == "active")
         .values(status="expired", ended_at=now, end_reason="expired: not completed in time")
         .returning(Reservation.id, Reservation.product_id, Reservation.quantity,
-                   Reservation.order_id)
+                   Reservation.order_id, Reservation.location_id)
         .execution_options(synchronize_session=False)
     ).all()
     if not ended:
@@ -75,8 +75,8 @@ def expire_claimed(claim, now: datetime, evaluate: bool = True) -> ExpiryResult:
     ended.sort()
     moves = [
         Move(pid, "expire", reserved_delta=-qty, reservation_id=rid, order_id=oid,
-             reason="hold expired")
-        for rid, pid, qty, oid in ended
+             location_id=lid, reason="hold expired")
+        for rid, pid, qty, oid, lid in ended
     ]
     apply_deltas(moves, SYSTEM, now)
     product_ids = sorted({m.product_id for m in moves})

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
-from ..models import Cart, Product, Reservation
+from ..models import Cart, Location, Product, Reservation, StockLevel
 from . import events, holds_pg, limits
 from .actor import SYSTEM, Actor
 from .alerts import evaluate_all, evaluate_product, level_of
@@ -30,48 +30,13 @@ from .errors import (
 from .expiry import expire_claimed, overdue
 from .holds_pg import StockChange
 from .ledger import Move, apply_deltas, lock_products, record
+from .locations import allocation, find_location
 from .owners import Owner, checked_owner
 from .products import sellable_product
 from .transaction import keep_so_far, transactional
 
 
-def _take_statement(key):
-    return (
-        update(Product)
-        .where(key, Product.is_active,
-               Product.on_hand - Product.reserved >= bindparam("quantity"))
-        .values(reserved=Product.reserved + bindparam("quantity"),
-                updated_at=bindparam("now", type_=Product.updated_at.type))
-        .returning(
-            Product.id, Product.on_hand, Product.reserved, Product.low_stock_threshold,
-            Product.is_active, Product.alert_muted,
-        )
-    )
-
-
-# Built once: on the hot path, building a statement costs more Python than running it.
-_TAKE_BY_ID = _take_statement(Product.id == bindparam("key"))
-_TAKE_BY_SKU = _take_statement(Product.sku == bindparam("key"))
 _INSERT_HOLD = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
-
-
-def _take(quantity: int, now: datetime, product_id: int | None = None,
-          sku: str | None = None) -> StockChange | None:
-    """The one conditional UPDATE that makes overselling impossible (SPEC §3).
-
-    By id, or by SKU so the storefront's usual call finds and holds in one round trip.
-    """
-    statement = _TAKE_BY_ID if product_id is not None else _TAKE_BY_SKU
-    key = product_id if product_id is not None else sku
-    # Straight to the connection: no ORM object is involved.
-    row = db.session.connection().execute(
-        statement, {"key": key, "quantity": quantity, "now": now}
-    ).first()
-    if row is None:
-        return None
-    pid, on_hand, reserved, threshold, is_active, muted = row
-    return StockChange(pid, on_hand, reserved - quantity, on_hand, reserved, threshold,
-                       is_active, muted)
 
 
 @transactional
@@ -81,42 +46,44 @@ def reserve(
     owner: Owner,
     ttl_seconds: int | None = None,
     *,
+    location: Location | str | int | None = None,
     actor: Actor = SYSTEM,
     now: datetime,
 ) -> Reservation:
-    """Hold `quantity` units for `owner` until now + ttl, or refuse with what is available.
+    """Hold `quantity` units for `owner` until now + ttl at one location, or refuse with
+    what each sellable location has.
 
-    The fast path (a product whose units are free) is one statement on PostgreSQL (the take,
-    the hold and its ledger line: `holds_pg`) and three on SQLite. bench/reserve.py holds it
-    to the pace of that one statement under pgbench: add none.
+    `location` names where (a code); without it the hold goes to the first sellable location
+    that covers the whole quantity, in the shop's allocation order (HOLD_ALLOCATION).
+    The fast path (units free there) is one statement on PostgreSQL (the take, the hold and
+    its ledger line: `holds_pg`). bench/reserve.py holds it to the pace of that one
+    statement under pgbench: add none.
     """
     quantity = limits.require_whole_number(quantity, "quantity", 1, limits.MAX_HOLD_QUANTITY)
     ttl = limits.ttl_seconds(ttl_seconds)
     owner = checked_owner(owner, actor)
+    place = None if location is None else selling_location(location)
     by_sku = isinstance(product, str) and "\x00" not in product
     by_id = (isinstance(product, int) and not isinstance(product, bool)
              and 0 < product <= limits.MAX_ID)
     reason = f"held for {owner.describe()}"
-    in_one = db.session.connection().dialect.name == "postgresql"
-    if in_one and (by_sku or by_id or isinstance(product, Product)):
+    if (db.session.connection().dialect.name == "postgresql"
+            and (by_sku or by_id or isinstance(product, Product))):
         key = product.strip() if by_sku else product if by_id else product.id
         done = holds_pg.reserve(by_sku, key, quantity, owner, now + timedelta(seconds=ttl),
-                                reason, actor, now)
+                                reason, actor, now, place.id if place else None, allocation())
         if done is not None:
-            hold_id, change = done
-            hold = _hold_object(hold_id, change.product_id, quantity, owner, ttl, actor, now)
-            _changed_in_one_statement(change, now)
+            hold = _hold_object(done.hold_id, done.change.product_id, done.location_id, quantity,
+                                owner, ttl, actor, now)
+            holds_pg.known_location(hold, done.location_code)
+            _changed_in_one_statement(done.change, now)
             return hold
-        after, gave_back = _take_slowly(product, quantity, now, taken_tried=True)
-    else:
-        after = _take(quantity, now, sku=product.strip()) if by_sku else None
-        gave_back = False
-        if after is None:
-            after, gave_back = _take_slowly(product, quantity, now, taken_tried=by_sku)
-    hold = _insert_hold(after.product_id, quantity, owner, ttl, actor, now)
+    location_id, code, after, gave_back = _place_slowly(product, quantity, place, now)
+    hold = _insert_hold(after.product_id, location_id, quantity, owner, ttl, actor, now)
+    holds_pg.known_location(hold, code)
     record(
         [Move(hold.product_id, "reserve", reserved_delta=quantity, reservation_id=hold.id,
-              order_id=owner.order_id, reason=reason,
+              order_id=owner.order_id, reason=reason, location_id=location_id,
               on_hand_after=after.on_hand, reserved_after=after.reserved)],
         actor, now,
     )
@@ -127,67 +94,127 @@ def reserve(
     return hold
 
 
-def _take_slowly(product: Product | str | int, quantity: int, now: datetime, taken_tried: bool):
-    """The slow path: say why the product cannot be held (unknown, inactive), take it by id,
-    or give back its overdue holds first (lazy expiry); else refuse with what is available.
+def selling_location(location: Location | str | int) -> Location:
+    """The location a storefront named, if it may hold stock there."""
+    found = find_location(location)
+    if not found.is_active or not found.sellable:
+        raise InvalidInput(f"location {found.code} does not sell to the storefront",
+                           field="location")
+    return found
 
-    Returns the taken row and whether overdue holds were given back (the caller then
-    evaluates the product's alert once, for the net change)."""
+
+def _sellable_levels(product_id: int, place: Location | None):
+    """(location id, code, available) of the product's levels a hold may take from, in the
+    allocation order."""
+    available = StockLevel.on_hand - StockLevel.reserved
+    order = ((available.desc(), Location.priority, Location.id)
+             if allocation() == "most_available" else (Location.priority, Location.id))
+    query = (select(StockLevel.location_id, Location.code, available)
+             .join(Location, Location.id == StockLevel.location_id)
+             .where(StockLevel.product_id == product_id, Location.is_active, Location.sellable)
+             .order_by(*order))
+    if place is not None:
+        query = query.where(StockLevel.location_id == place.id)
+    return db.session.execute(query).all()
+
+
+_TAKE_AT_LEVEL = (
+    update(StockLevel)
+    .where(StockLevel.product_id == bindparam("product"),
+           StockLevel.location_id == bindparam("location"),
+           StockLevel.on_hand - StockLevel.reserved >= bindparam("quantity"))
+    .values(reserved=StockLevel.reserved + bindparam("quantity"))
+)
+_TAKE_TOTAL = (
+    update(Product)
+    .where(Product.id == bindparam("product"))
+    .values(reserved=Product.reserved + bindparam("quantity"),
+            updated_at=bindparam("now", type_=Product.updated_at.type))
+    .returning(Product.id, Product.on_hand, Product.reserved, Product.low_stock_threshold,
+               Product.is_active, Product.alert_muted)
+)
+
+
+def _take_at(product_id: int, quantity: int, place: Location | None, now: datetime):
+    """Take the units at the first level that covers them: (location id, code, StockChange),
+    or None. The caller holds the product's lock, which guards its levels."""
+    for location_id, code, available in _sellable_levels(product_id, place):
+        if available < quantity:
+            continue
+        params = {"product": product_id, "location": location_id, "quantity": quantity,
+                  "now": now}
+        if db.session.connection().execute(_TAKE_AT_LEVEL, params).rowcount != 1:
+            continue
+        pid, on_hand, reserved, threshold, is_active, muted = db.session.connection().execute(
+            _TAKE_TOTAL, params).one()
+        return location_id, code, StockChange(pid, on_hand, reserved - quantity, on_hand,
+                                              reserved, threshold, is_active, muted)
+    return None
+
+
+def _place_slowly(product: Product | str | int, quantity: int, place: Location | None,
+                  now: datetime):
+    """The slow path: say why the product cannot be held (unknown, inactive), place the hold
+    statement by statement, or give back the product's overdue holds first (lazy expiry);
+    else refuse with what each sellable location has.
+
+    Returns (location id, code, the taken StockChange, whether overdue holds were given
+    back: the caller then evaluates the product's alert once, for the net change)."""
     found = sellable_product(product)
-    after = None if taken_tried else _take(quantity, now, product_id=found.id)
-    if after is not None:
-        return after, False
+    lock_products([found.id])
+    taken = _take_at(found.id, quantity, place, now)
+    if taken is not None:
+        return (*taken, False)
     # A hold another transaction is ending is skipped, never waited for: that one may be
     # waiting for this product (a release, the scheduler's sweep): a deadlock.
     lazily_expired = (overdue(now).where(Reservation.product_id == found.id)
                       .order_by(Reservation.id).with_for_update(skip_locked=True))
     gave_back = expire_claimed(lazily_expired, now, evaluate=False).holds > 0
+    taken = _take_at(found.id, quantity, place, now) if gave_back else None
+    if taken is not None:
+        return (*taken, True)
     if gave_back:
-        after = _take(quantity, now, product_id=found.id)
-    if after is None:
-        if gave_back:
-            evaluate_all([found.id], now)
-        available = db.session.execute(
-            select(Product.on_hand - Product.reserved, Product.is_active).where(
-                Product.id == found.id
-            )
-        ).one()
-        keep_so_far()  # keep the lazy expiry; the refusal itself changes nothing
-        if not available.is_active:
-            raise InactiveProduct(f"{found.sku} is inactive and cannot be reserved")
-        raise InsufficientStock(
-            f"only {available[0]} available of {found.sku}; {quantity} requested",
-            available=available[0],
-            sku=found.sku,
-        )
-    return after, gave_back
+        evaluate_all([found.id], now)
+    levels = _sellable_levels(found.id, place)
+    keep_so_far()  # keep the lazy expiry; the refusal itself changes nothing
+    by_location = [{"location": code, "available": available} for _, code, available in levels]
+    total = sum(max(0, level["available"]) for level in by_location)
+    where = (f" at {place.code}" if place is not None
+             else " at any one location" if len(by_location) > 1 else "")
+    spread = (" (" + ", ".join(f"{lv['location']} {lv['available']}" for lv in by_location) + ")"
+              if len(by_location) > 1 else "")
+    raise InsufficientStock(
+        f"only {max((lv['available'] for lv in by_location), default=0)} available of"
+        f" {found.sku}{where}; {quantity} requested{spread}",
+        available=total, sku=found.sku, locations=by_location,
+    )
 
 
-def _insert_hold(product_id: int, quantity: int, owner: Owner, ttl: int, actor: Actor,
-                 now: datetime) -> Reservation:
+def _insert_hold(product_id: int, location_id: int, quantity: int, owner: Owner, ttl: int,
+                 actor: Actor, now: datetime) -> Reservation:
     # A Core INSERT ... RETURNING id, then the object we already know is attached to the
     # session as persistent: no unit-of-work flush, no ORM result processing, no re-read.
-    hold_id = db.session.connection().execute(
-        _INSERT_HOLD, _hold_values(product_id, quantity, owner, ttl, actor, now)).scalar_one()
-    return _hold_object(hold_id, product_id, quantity, owner, ttl, actor, now)
+    hold_id = db.session.connection().execute(_INSERT_HOLD, _hold_values(
+        product_id, location_id, quantity, owner, ttl, actor, now)).scalar_one()
+    return _hold_object(hold_id, product_id, location_id, quantity, owner, ttl, actor, now)
 
 
-def _hold_values(product_id: int, quantity: int, owner: Owner, ttl: int, actor: Actor,
-                 now: datetime) -> dict:
+def _hold_values(product_id: int, location_id: int, quantity: int, owner: Owner, ttl: int,
+                 actor: Actor, now: datetime) -> dict:
     return dict(
-        product_id=product_id, quantity=quantity, status="active", created_at=now,
+        product_id=product_id, location_id=location_id, quantity=quantity, status="active", created_at=now,
         expires_at=now + timedelta(seconds=ttl), created_by_api_client_id=actor.api_client_id,
         session_key=owner.session_key, customer_id=owner.customer_id, cart_id=owner.cart_id,
         order_id=owner.order_id,
     )
 
 
-def _hold_object(hold_id: int, product_id: int, quantity: int, owner: Owner, ttl: int,
-                 actor: Actor, now: datetime) -> Reservation:
+def _hold_object(hold_id: int, product_id: int, location_id: int, quantity: int,
+                 owner: Owner, ttl: int, actor: Actor, now: datetime) -> Reservation:
     """The hold just inserted, as a persistent object built from what we sent."""
     hold = Reservation(id=hold_id, ended_at=None, ended_by_staff_id=None,
                        ended_by_api_client_id=None, end_reason=None,
-                       **_hold_values(product_id, quantity, owner, ttl, actor, now))
+                       **_hold_values(product_id, location_id, quantity, owner, ttl, actor, now))
     make_transient_to_detached(hold)
     db.session.add(hold)
     return hold
@@ -233,14 +260,21 @@ def reserve_cart(
                    evaluate=False)
     products = lock_products(product_ids)
 
-    short = []
+    # Each line at one location, in the allocation order; lines may land at different ones.
+    short, placed = [], {}
     for item in items:
         product = products[item.product_id]
-        if not product.is_active or product.available < item.quantity:
+        levels = _sellable_levels(product.id, None) if product.is_active else []
+        spot = next((lv for lv in levels if lv[2] >= item.quantity), None)
+        if spot is None:
             short.append(
                 {"sku": product.sku, "requested": item.quantity,
-                 "available": product.available if product.is_active else 0}
+                 "available": max((lv[2] for lv in levels), default=0),
+                 "locations": [{"location": code, "available": available}
+                               for _, code, available in levels]}
             )
+        else:
+            placed[item.product_id] = spot
     if short:
         names = ", ".join(f"{s['sku']} (only {s['available']} available)" for s in short)
         raise InsufficientStock(f"cart {cart_id} cannot be held: {names}", short=short)
@@ -248,7 +282,8 @@ def reserve_cart(
     owner = Owner(cart_id=cart.id, customer_id=cart.customer_id, session_key=cart.session_key)
     holds = [
         Reservation(
-            product_id=item.product_id, quantity=item.quantity, status="active",
+            product_id=item.product_id, location_id=placed[item.product_id][0],
+            quantity=item.quantity, status="active",
             created_at=now, expires_at=now + timedelta(seconds=ttl),
             created_by_api_client_id=actor.api_client_id, cart_id=cart.id,
             customer_id=cart.customer_id, session_key=cart.session_key,
@@ -259,7 +294,7 @@ def reserve_cart(
     db.session.flush()
     moves = [
         Move(h.product_id, "reserve", reserved_delta=h.quantity, reservation_id=h.id,
-             reason=f"held for {owner.describe()}")
+             location_id=h.location_id, reason=f"held for {owner.describe()}")
         for h in holds
     ]
     apply_deltas(moves, actor, now)
@@ -316,7 +351,7 @@ def end_holds(holds: list[Reservation], status: str, kind: str, reason: str, act
     db.session.flush()
     moves = [
         Move(h.product_id, kind, reserved_delta=-h.quantity,
-             on_hand_delta=-h.quantity if consume else 0,
+             on_hand_delta=-h.quantity if consume else 0, location_id=h.location_id,
              reservation_id=h.id, order_id=h.order_id, reason=reason)
         for h in sorted(holds, key=lambda h: h.id)
     ]

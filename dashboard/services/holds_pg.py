@@ -23,7 +23,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..models import Product, Reservation, UTCDateTime
+from ..models import Location, Product, Reservation, UTCDateTime
 from .actor import Actor
 from .owners import Owner
 
@@ -54,40 +54,76 @@ class StockChange(NamedTuple):
 
 # Every parameter is CAST: in an INSERT ... SELECT list an untyped parameter (or a NULL)
 # would be taken as text.
+#
+# `product` locks the product first (the lock order: products, then their levels); `spot`
+# picks the location from the statement's snapshot, and `level` takes the units there with
+# the conditional UPDATE, which PostgreSQL re-checks against the latest row if another
+# transaction changed it meanwhile. So a stale pick takes nothing (and the caller's slow
+# path places the hold), never too much.
 _RESERVE = """
-WITH taken AS (
-    UPDATE products SET reserved = reserved + CAST(:quantity AS integer),
-                        updated_at = CAST(:now AS timestamptz)
-    WHERE {key} AND is_active AND on_hand - reserved >= CAST(:quantity AS integer)
-    RETURNING id, on_hand, reserved, low_stock_threshold, is_active, alert_muted
+WITH product AS (
+    SELECT id FROM products WHERE {key} AND is_active FOR UPDATE
+), spot AS (
+    SELECT s.product_id, s.location_id, l.code
+    FROM stock_levels AS s
+    JOIN product ON product.id = s.product_id
+    JOIN locations AS l ON l.id = s.location_id
+    WHERE l.is_active AND l.sellable
+      AND (CAST(:location AS integer) IS NULL OR s.location_id = CAST(:location AS integer))
+      AND s.on_hand - s.reserved >= CAST(:quantity AS integer)
+    ORDER BY {order}
+    LIMIT 1
+), level AS (
+    UPDATE stock_levels AS s SET reserved = s.reserved + CAST(:quantity AS integer)
+    FROM spot
+    WHERE s.product_id = spot.product_id AND s.location_id = spot.location_id
+      AND s.on_hand - s.reserved >= CAST(:quantity AS integer)
+    RETURNING s.product_id, s.location_id, spot.code
+), taken AS (
+    UPDATE products AS p SET reserved = p.reserved + CAST(:quantity AS integer),
+                             updated_at = CAST(:now AS timestamptz)
+    FROM level WHERE p.id = level.product_id
+    RETURNING p.id, p.on_hand, p.reserved, p.low_stock_threshold, p.is_active, p.alert_muted,
+              level.location_id, level.code
 ), hold AS (
-    INSERT INTO reservations (product_id, quantity, status, created_at, expires_at,
-                              created_by_api_client_id, session_key, customer_id, cart_id,
-                              order_id)
-    SELECT id, CAST(:quantity AS integer), 'active', CAST(:now AS timestamptz),
+    INSERT INTO reservations (product_id, location_id, quantity, status, created_at,
+                              expires_at, created_by_api_client_id, session_key, customer_id,
+                              cart_id, order_id)
+    SELECT id, location_id, CAST(:quantity AS integer), 'active', CAST(:now AS timestamptz),
            CAST(:expires_at AS timestamptz), CAST(:client AS integer),
            CAST(:session_key AS varchar), CAST(:customer_id AS bigint),
            CAST(:cart_id AS integer), CAST(:order_id AS integer)
     FROM taken
     RETURNING id, product_id
 ), line AS (
-    INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,
+    INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta, reserved_delta,
                                  on_hand_after, reserved_after, reservation_id, order_id,
                                  reason, actor_staff_id, actor_api_client_id, created_at)
-    SELECT taken.id, 'reserve', 0, CAST(:quantity AS integer), taken.on_hand, taken.reserved,
-           hold.id, CAST(:order_id AS integer), CAST(:reason AS text),
-           CAST(:staff AS integer), CAST(:client AS integer), CAST(:now AS timestamptz)
+    SELECT taken.id, taken.location_id, 'reserve', 0, CAST(:quantity AS integer),
+           taken.on_hand, taken.reserved, hold.id, CAST(:order_id AS integer),
+           CAST(:reason AS text), CAST(:staff AS integer), CAST(:client AS integer),
+           CAST(:now AS timestamptz)
     FROM taken JOIN hold ON hold.product_id = taken.id
 )
-SELECT hold.id, taken.id, taken.on_hand, taken.reserved - CAST(:quantity AS integer),
-       taken.on_hand, taken.reserved, taken.low_stock_threshold, taken.is_active,
-       taken.alert_muted
+SELECT hold.id, taken.location_id, taken.code, taken.id, taken.on_hand,
+       taken.reserved - CAST(:quantity AS integer), taken.on_hand, taken.reserved,
+       taken.low_stock_threshold, taken.is_active, taken.alert_muted
 FROM taken JOIN hold ON hold.product_id = taken.id
 """
-RESERVE_BY_SKU = text(_RESERVE.format(key="sku = CAST(:key AS varchar)"))
-RESERVE_BY_ID = text(_RESERVE.format(key="id = CAST(:key AS integer)"))
+# Where a hold that names no location goes (config.HOLD_ALLOCATIONS).
+ORDERS = {
+    "priority": "l.priority, l.id",
+    "most_available": "s.on_hand - s.reserved DESC, l.priority, l.id",
+}
+RESERVE = {
+    (by_sku, allocation): text(_RESERVE.format(
+        key="sku = CAST(:key AS varchar)" if by_sku else "id = CAST(:key AS integer)",
+        order=order))
+    for by_sku in (True, False) for allocation, order in ORDERS.items()
+}
+RESERVE_BY_SKU = RESERVE[True, "priority"]  # what bench/reserve.py runs under pgbench
 
-_HOLD_COLUMNS = ("id", "product_id", "quantity", "session_key", "customer_id", "cart_id",
+_HOLD_COLUMNS = ("id", "product_id", "location_id", "quantity", "session_key", "customer_id", "cart_id",
                  "order_id", "status", "created_at", "expires_at", "ended_at",
                  "ended_by_staff_id", "ended_by_api_client_id", "end_reason",
                  "created_by_api_client_id")
@@ -111,19 +147,26 @@ WITH ended AS (
     FROM ended WHERE p.id = ended.product_id
     RETURNING p.id, p.sku, p.on_hand, p.reserved, p.low_stock_threshold, p.is_active,
               p.alert_muted
+), level AS (
+    UPDATE stock_levels AS s
+    SET on_hand = s.on_hand - {{consumed}}, reserved = s.reserved - ended.quantity
+    FROM ended JOIN moved ON moved.id = ended.product_id
+    WHERE s.product_id = ended.product_id AND s.location_id = ended.location_id
+    RETURNING (SELECT code FROM locations WHERE id = s.location_id) AS code
 ), line AS (
-    INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,
+    INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta, reserved_delta,
                                  on_hand_after, reserved_after, reservation_id, order_id,
                                  reason, actor_staff_id, actor_api_client_id, created_at)
-    SELECT moved.id, CAST(:kind AS varchar), -{{consumed}}, -ended.quantity, moved.on_hand,
-           moved.reserved, ended.id, ended.order_id, CAST(:reason AS text),
-           CAST(:staff AS integer), CAST(:client AS integer), CAST(:now AS timestamptz)
+    SELECT moved.id, ended.location_id, CAST(:kind AS varchar), -{{consumed}},
+           -ended.quantity, moved.on_hand, moved.reserved, ended.id, ended.order_id,
+           CAST(:reason AS text), CAST(:staff AS integer), CAST(:client AS integer),
+           CAST(:now AS timestamptz)
     FROM ended JOIN moved ON moved.id = ended.product_id
 )
-SELECT {", ".join(f"ended.{c}" for c in _HOLD_COLUMNS)}, moved.sku,
+SELECT {", ".join(f"ended.{c}" for c in _HOLD_COLUMNS)}, level.code, moved.sku,
        moved.on_hand + {{consumed}}, moved.reserved + ended.quantity, moved.on_hand,
        moved.reserved, moved.low_stock_threshold, moved.is_active, moved.alert_muted
-FROM ended JOIN moved ON moved.id = ended.product_id
+FROM ended JOIN moved ON moved.id = ended.product_id, level
 """
 _TIMES = {"created_at": UTCDateTime(), "expires_at": UTCDateTime(),
           "ended_at": UTCDateTime()}
@@ -132,27 +175,37 @@ COMMIT = text(_END.format(consumed="ended.quantity"))
 
 EXTEND = text(f"""
 UPDATE reservations AS r SET expires_at = CAST(:until AS timestamptz)
-FROM products AS p
-WHERE r.id = CAST(:id AS bigint) AND p.id = r.product_id AND r.status = 'active'
+FROM products AS p, locations AS l
+WHERE r.id = CAST(:id AS bigint) AND p.id = r.product_id AND l.id = r.location_id
+  AND r.status = 'active'
   AND {_REACHES}
   AND r.expires_at > CAST(:now AS timestamptz) AND r.expires_at < CAST(:until AS timestamptz)
   AND CAST(:until AS timestamptz) > CAST(:now AS timestamptz)
   AND CAST(:until AS timestamptz)
       <= r.created_at + CAST(:cap AS integer) * interval '1 second'
-RETURNING {_HOLD_RETURNING}, p.sku
+RETURNING {_HOLD_RETURNING}, l.code, p.sku
 """)
 
 
+class Placed(NamedTuple):
+    hold_id: int
+    location_id: int
+    location_code: str
+    change: StockChange
+
+
 def reserve(by_sku: bool, key, quantity: int, owner: Owner, expires_at: datetime,
-            reason: str, actor: Actor, now: datetime):
-    """(hold id, StockChange) when the units were free and the product sellable, else None."""
-    row = db.session.connection().execute(RESERVE_BY_SKU if by_sku else RESERVE_BY_ID, {
+            reason: str, actor: Actor, now: datetime, location_id: int | None,
+            allocation: str) -> Placed | None:
+    """Where the hold was placed when the units were free there and the product sellable,
+    else None."""
+    row = db.session.connection().execute(RESERVE[by_sku, allocation], {
         "key": key, "quantity": quantity, "now": now, "expires_at": expires_at,
-        "client": actor.api_client_id, "staff": actor.staff_id,
+        "client": actor.api_client_id, "staff": actor.staff_id, "location": location_id,
         "session_key": owner.session_key, "customer_id": owner.customer_id,
         "cart_id": owner.cart_id, "order_id": owner.order_id, "reason": reason,
     }).first()
-    return None if row is None else (row[0], StockChange(*row[1:]))
+    return None if row is None else Placed(row[0], row[1], row[2], StockChange(*row[3:]))
 
 
 def end(reservation_id: int, consume: bool, status: str, kind: str, reason: str,
@@ -166,8 +219,8 @@ def end(reservation_id: int, consume: bool, status: str, kind: str, reason: str,
     if row is None:
         return None
     width = len(_HOLD_COLUMNS)
-    hold = _known_hold(row[:width], row[width])
-    return hold, StockChange(hold.product_id, *row[width + 1:])
+    hold = _known_hold(row[:width], row[width], row[width + 1])
+    return hold, StockChange(hold.product_id, *row[width + 2:])
 
 
 def extend(reservation_id: int, until: datetime, cap_seconds: int, actor: Actor,
@@ -177,16 +230,16 @@ def extend(reservation_id: int, until: datetime, cap_seconds: int, actor: Actor,
         "id": reservation_id, "until": until, "now": now, "cap": cap_seconds,
         "client": actor.api_client_id, "anyone": _reaches_anyone(actor),
     }).first()
-    return None if row is None else _known_hold(row[:-1], row[-1])
+    return None if row is None else _known_hold(row[:-2], row[-2], row[-1])
 
 
 def _reaches_anyone(actor: Actor) -> bool:
     return actor.kind != "api" or actor.all_storefronts
 
 
-def _known_hold(values, sku: str) -> Reservation:
+def _known_hold(values, code: str, sku: str) -> Reservation:
     """The hold as the statement returned it, put in the session without a re-read (and
-    with its product's SKU, so the answer needs no lazy load)."""
+    with its product's SKU and location's code, so the answer needs no lazy load)."""
     fields = dict(zip(_HOLD_COLUMNS, values))
     for name, kind in _TIMES.items():  # the session's time zone -> aware UTC, as the ORM does
         fields[name] = kind.process_result_value(fields[name], None)
@@ -194,7 +247,21 @@ def _known_hold(values, sku: str) -> Reservation:
     make_transient_to_detached(hold)
     # merge: the session may already know this hold (the caller just made it, say).
     hold = db.session.merge(hold, load=False)
-    product = Product(id=hold.product_id, sku=sku)
-    make_transient_to_detached(product)  # the columns not set stay unloaded
-    set_committed_value(hold, "product", db.session.merge(product, load=False))
+    known(hold, sku, code)
     return hold
+
+
+def known(hold: Reservation, sku: str, code: str) -> None:
+    """Attach the hold's product and location as far as we know them (SKU, code), without
+    a read; the columns not set stay unloaded."""
+    product = Product(id=hold.product_id, sku=sku)
+    make_transient_to_detached(product)
+    set_committed_value(hold, "product", db.session.merge(product, load=False))
+    known_location(hold, code)
+
+
+def known_location(hold: Reservation, code: str) -> None:
+    """Attach the hold's location as far as the answer needs it (its code), without a read."""
+    location = Location(id=hold.location_id, code=code)
+    make_transient_to_detached(location)
+    set_committed_value(hold, "location", db.session.merge(location, load=False))

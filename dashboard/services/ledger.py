@@ -1,7 +1,13 @@
-"""The one mechanism that moves stock counters: update products and write the ledger.
+"""The one mechanism that moves stock counters: update the stock levels and their
+products' totals, and write the ledger.
 
-Every service that changes `on_hand` or `reserved` ends here, so the counters and the
-ledger can never disagree (I3), and every change names its actor and reason.
+Every service that changes `on_hand` or `reserved` ends here (or in `holds_pg`'s one
+statements, which do the same three things), so the counters and the ledger can never
+disagree (I3, per location and in total), and every change names its actor and reason.
+A move that names no location is at the default location, like a count that names none.
+
+Lock order (SPEC §3, extended): reservations by id, then products by id, then their stock
+levels. A product's row lock guards all of its levels.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from sqlalchemy import any_, cast, column, func, insert, literal, select, text, 
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..extensions import db
-from ..models import Product, StockMovement
+from ..models import Location, Product, StockMovement
 from .actor import Actor
 from . import events  # the outbox: news written with the change
 
@@ -33,27 +39,34 @@ class Move:
     reservation_id: int | None = None
     order_id: int | None = None
     reason: str | None = None
+    # The product's totals after this move (the ledger's `*_after`).
     on_hand_after: int | None = None
     reserved_after: int | None = None
+    location_id: int | None = None  # None: the default location
+    transfer_id: int | None = None
 
 
 _RECORD_MANY = text(
-    "INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,"
-    " on_hand_after, reserved_after, reservation_id, order_id, reason,"
-    " actor_staff_id, actor_api_client_id, created_at)"
-    " SELECT d.product_id, d.kind, d.on_hand_delta, d.reserved_delta, d.on_hand_after,"
-    "        d.reserved_after, d.reservation_id, d.order_id, d.reason, :staff, :client, :now"
-    " FROM unnest(CAST(:product_id AS integer[]), CAST(:kind AS text[]),"
+    "INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta,"
+    " reserved_delta, on_hand_after, reserved_after, reservation_id, order_id, transfer_id,"
+    " reason, actor_staff_id, actor_api_client_id, created_at)"
+    " SELECT d.product_id, d.location_id, d.kind, d.on_hand_delta, d.reserved_delta,"
+    "        d.on_hand_after, d.reserved_after, d.reservation_id, d.order_id, d.transfer_id,"
+    "        d.reason, :staff, :client, :now"
+    " FROM unnest(CAST(:product_id AS integer[]), CAST(:location_id AS integer[]),"
+    "             CAST(:kind AS text[]),"
     "             CAST(:on_hand_delta AS integer[]), CAST(:reserved_delta AS integer[]),"
     "             CAST(:on_hand_after AS integer[]), CAST(:reserved_after AS integer[]),"
     "             CAST(:reservation_id AS bigint[]), CAST(:order_id AS integer[]),"
-    "             CAST(:reason AS text[]))"
-    "      WITH ORDINALITY AS d(product_id, kind, on_hand_delta, reserved_delta, on_hand_after,"
-    "                           reserved_after, reservation_id, order_id, reason, n)"
+    "             CAST(:transfer_id AS integer[]), CAST(:reason AS text[]))"
+    "      WITH ORDINALITY AS d(product_id, location_id, kind, on_hand_delta, reserved_delta,"
+    "                           on_hand_after, reserved_after, reservation_id, order_id,"
+    "                           transfer_id, reason, n)"
     " ORDER BY d.n"
 )
-_RECORD_COLUMNS = ("product_id", "kind", "on_hand_delta", "reserved_delta", "on_hand_after",
-                   "reserved_after", "reservation_id", "order_id", "reason")
+_RECORD_COLUMNS = ("product_id", "location_id", "kind", "on_hand_delta", "reserved_delta",
+                   "on_hand_after", "reserved_after", "reservation_id", "order_id",
+                   "transfer_id", "reason")
 # From this many rows on, PostgreSQL gets one array per column instead of a bind per value.
 _RECORD_MANY_FROM = 50
 
@@ -65,6 +78,7 @@ def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
     """Append ledger rows (one multi-row INSERT), and the outbox's events for products whose
     available crossed zero: every counter change writes its ledger line here."""
     moves = list(moves)
+    _place(moves)
     events.availability_crossings(_available_before_after(moves), now)
     if len(moves) >= _RECORD_MANY_FROM and db.session.get_bind().dialect.name == "postgresql":
         params = {c: [getattr(m, c) for m in moves] for c in _RECORD_COLUMNS}
@@ -74,6 +88,8 @@ def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
     rows = [
         {
             "product_id": m.product_id,
+            "location_id": m.location_id,
+            "transfer_id": m.transfer_id,
             "kind": m.kind,
             "on_hand_delta": m.on_hand_delta,
             "reserved_delta": m.reserved_delta,
@@ -91,6 +107,22 @@ def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
     if rows:
         # Core, on the session's connection: the ORM's bulk path costs more Python per call.
         db.session.connection().execute(_INSERT_MOVEMENTS, rows)
+
+
+def _place(moves: list[Move]) -> None:
+    """Moves that name no location happen at the default location."""
+    if any(m.location_id is None for m in moves):
+        default = default_location_id()
+        for m in moves:
+            if m.location_id is None:
+                m.location_id = default
+
+
+def default_location_id() -> int:
+    found = db.session.execute(select(Location.id).where(Location.is_default)).scalar()
+    if found is None:
+        raise LookupError("no default location is set")
+    return found
 
 
 def _available_before_after(moves: list[Move]):
@@ -134,16 +166,24 @@ def lock_products(product_ids: Iterable[int]) -> dict[int, Product]:
 
 
 def apply_deltas(moves: list[Move], actor: Actor, now: datetime) -> dict[int, tuple[int, int]]:
-    """Apply the moves' deltas to their products set-based, then write the ledger.
+    """Apply the moves' deltas to their stock levels and products set-based, then write the
+    ledger.
 
-    Products are locked in id order first. The per-product sums go to the database in
-    one UPDATE (PostgreSQL) so a 100k-hold expiry is not 100k statements; each move's
-    `*_after` is the running figure after that move, in the order given.
+    Products are locked in id order first (which guards their levels). The per-product and
+    per-level sums go to the database in one UPDATE each (PostgreSQL) so a 100k-hold expiry
+    is not 100k statements; each move's `*_after` is the product's running total after that
+    move, in the order given. A level the sums would take below its holds or below zero is
+    refused by its CHECK: callers check first and say why.
     Returns {product_id: (on_hand, reserved)} after the change.
     """
+    _place(moves)
     sums: dict[int, list[int]] = {}
+    level_sums: dict[tuple[int, int], list[int]] = {}
     for m in moves:
         s = sums.setdefault(m.product_id, [0, 0])
+        s[0] += m.on_hand_delta
+        s[1] += m.reserved_delta
+        s = level_sums.setdefault((m.product_id, m.location_id), [0, 0])
         s[0] += m.on_hand_delta
         s[1] += m.reserved_delta
     if not sums:
@@ -159,6 +199,7 @@ def apply_deltas(moves: list[Move], actor: Actor, now: datetime) -> dict[int, tu
             select(Product.id).where(among(Product.id, ids)).order_by(Product.id).with_for_update()
         )
     after = _update_counters(ids, sums, now)
+    _update_levels({k: v for k, v in sorted(level_sums.items()) if v != [0, 0]})
 
     # Walk backwards from the final figures so each ledger line shows its own "after".
     running = {pid: list(v) for pid, v in after.items()}
@@ -168,6 +209,38 @@ def apply_deltas(moves: list[Move], actor: Actor, now: datetime) -> dict[int, tu
         running[m.product_id] = [on_hand - m.on_hand_delta, reserved - m.reserved_delta]
     record(moves, actor, now)
     return after
+
+
+_UPDATE_LEVELS = text(
+    "UPDATE stock_levels AS s"
+    " SET on_hand = s.on_hand + d.on_hand_delta, reserved = s.reserved + d.reserved_delta"
+    " FROM unnest(CAST(:pids AS integer[]), CAST(:lids AS integer[]), CAST(:dh AS integer[]),"
+    "             CAST(:dr AS integer[])) AS d(product_id, location_id, on_hand_delta,"
+    "                                           reserved_delta)"
+    " WHERE s.product_id = d.product_id AND s.location_id = d.location_id"
+)
+_UPDATE_LEVEL = text(
+    "UPDATE stock_levels SET on_hand = on_hand + :dh, reserved = reserved + :dr"
+    " WHERE product_id = :pid AND location_id = :lid")
+
+
+def _update_levels(level_sums: dict[tuple[int, int], list[int]]) -> None:
+    """Add the sums to their levels. Every product has a level at every location
+    (`locations`); a missing one would lose the change, so it stops the transaction."""
+    if not level_sums:
+        return
+    keys = list(level_sums)
+    if db.session.get_bind().dialect.name == "postgresql":
+        changed = db.session.execute(_UPDATE_LEVELS, {
+            "pids": [k[0] for k in keys], "lids": [k[1] for k in keys],
+            "dh": [level_sums[k][0] for k in keys], "dr": [level_sums[k][1] for k in keys],
+        }).rowcount
+    else:
+        changed = sum(db.session.execute(_UPDATE_LEVEL, {
+            "pid": k[0], "lid": k[1], "dh": v[0], "dr": v[1]}).rowcount
+            for k, v in level_sums.items())
+    if changed != len(keys):
+        raise LookupError(f"{len(keys) - changed} of {len(keys)} stock levels are missing")
 
 
 def _update_counters(ids: list[int], sums: dict[int, list[int]], now: datetime):

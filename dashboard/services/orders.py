@@ -70,18 +70,19 @@ def cancel_order(order_id: int, *, actor: Actor, now: datetime, reason: str | No
     if holds:
         end_holds(holds, "released", "release", note, actor, now)
     if order.status == "confirmed":
+        # Back to the location each unit was sold from.
         committed = db.session.execute(
-            select(Reservation.product_id, func.sum(Reservation.quantity))
+            select(Reservation.product_id, Reservation.location_id, func.sum(Reservation.quantity))
             .where(Reservation.order_id == order.id, Reservation.status == "committed")
-            .group_by(Reservation.product_id)
-            .order_by(Reservation.product_id)
+            .group_by(Reservation.product_id, Reservation.location_id)
+            .order_by(Reservation.product_id, Reservation.location_id)
         ).all()
         moves = [
-            Move(pid, "receive", on_hand_delta=qty, order_id=order.id,
+            Move(pid, "receive", on_hand_delta=qty, order_id=order.id, location_id=lid,
                  reason=f"{note}: returned to stock")
-            for pid, qty in committed
+            for pid, lid, qty in committed
         ]
         apply_deltas(moves, actor, now)
-        evaluate_all([pid for pid, _ in committed], now)
+        evaluate_all(sorted({pid for pid, _, _ in committed}), now)
     order.status, order.updated_at = "cancelled", now
     return order

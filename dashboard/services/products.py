@@ -14,6 +14,7 @@ from .actor import Actor
 from .alerts import evaluate_all
 from .errors import Conflict, InactiveProduct, InvalidInput, UnknownProduct
 from .ledger import OPENING_STOCK, Move, apply_deltas, lock_products
+from .locations import add_levels
 from .transaction import transactional
 
 
@@ -103,6 +104,7 @@ def create_product(
         db.session.flush()
     except IntegrityError:  # @transactional rolls back
         raise Conflict(f"a product with SKU {sku} already exists")
+    add_levels({product.id: 0})
     if on_hand:
         apply_deltas([Move(product.id, "receive", on_hand_delta=on_hand, reason=OPENING_STOCK)],
                      actor, now)

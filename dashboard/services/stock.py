@@ -9,112 +9,110 @@ from datetime import datetime
 from sqlalchemy import String, func, select, update
 
 from ..extensions import db
-from ..models import Product
+from ..models import Location, Product, StockLevel
 from . import limits
 from .actor import Actor
-from .alerts import evaluate_all, evaluate_product
+from .alerts import evaluate_all
 from .errors import BelowHeld, ImportRejected, InvalidInput, StaleCount
 from .ledger import Move, among, apply_deltas, lock_products, record
+from .locations import find_location
 from .products import find_product, fresh_product
 from .transaction import transactional
 from .wording import plural
 
 
-def _held_refusal(product: Product, wanted_on_hand: int) -> BelowHeld:
+def _held_refusal(level: StockLevel | Product, wanted_on_hand: int, sku: str,
+                  where: str = "") -> BelowHeld:
     if wanted_on_hand < 0:
         return BelowHeld(
-            f"on hand cannot go below 0 ({product.sku} has {product.on_hand})",
-            held=product.reserved,
+            f"on hand cannot go below 0 ({sku} has {level.on_hand}{where})",
+            held=level.reserved,
         )
+    there = " there" if where else ""
     return BelowHeld(
-        f"{product.reserved} units are held; on hand cannot go below {product.reserved}",
-        held=product.reserved,
+        f"{level.reserved} units are held{where}; on hand{there} cannot go below"
+        f" {level.reserved}",
+        held=level.reserved,
     )
 
 
-def _after_change(product_id: int, row, now: datetime) -> None:
-    on_hand, reserved, threshold, is_active, muted = row
-    evaluate_product(product_id, on_hand, reserved, threshold, is_active, muted, now)
+def _at(place: Location) -> str:
+    """' at CODE' where the shop has more than one location (else the place goes unsaid)."""
+    several = db.session.execute(
+        select(func.count()).select_from(Location).where(Location.is_active)).scalar_one() > 1
+    return f" at {place.code}" if several else ""
 
 
-_RETURNING = (
-    Product.on_hand, Product.reserved, Product.low_stock_threshold,
-    Product.is_active, Product.alert_muted,
-)
+def _locked_level(product: Product | str | int, location) -> tuple[Product, Location, StockLevel]:
+    """The product (locked: its lock guards its levels), the location, and the level there,
+    fresh. A closed location takes no stock."""
+    found = find_product(product)
+    place = find_location(location)
+    if not place.is_active:
+        raise InvalidInput(f"location {place.code} is closed", field="location")
+    lock_products([found.id])
+    level = db.session.scalars(
+        select(StockLevel).where(StockLevel.product_id == found.id,
+                                 StockLevel.location_id == place.id)
+        .execution_options(populate_existing=True)).one()
+    return found, place, level
 
 
 @transactional
 def adjust(
     product: Product | str | int, delta: int, *, reason: str, actor: Actor, now: datetime,
-    kind: str = "adjust",
+    kind: str = "adjust", location: Location | str | int | None = None,
 ) -> Product:
-    """Add or remove units (a delivery, damage, a found box); never below the held units."""
+    """Add or remove units at a location (the default one if none is named): a delivery,
+    damage, a found box; never below the units held there."""
     delta = limits.require_whole_number(delta, "delta", -limits.MAX_ADJUST, limits.MAX_ADJUST)
     if delta == 0:
         raise InvalidInput("delta must not be 0", field="delta")
     if kind not in ("adjust", "receive") or (kind == "receive" and delta < 0):
         raise InvalidInput("a receipt adds units; use an adjustment to remove them", field="kind")
     reason = limits.reason_text(reason)
-    found = find_product(product)
-    row = db.session.execute(
-        update(Product)
-        .where(
-            Product.id == found.id,
-            Product.on_hand + delta >= Product.reserved,
-            Product.on_hand + delta <= limits.MAX_STOCK,
-        )
-        .values(on_hand=Product.on_hand + delta, updated_at=now)
-        .returning(*_RETURNING)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        current = fresh_product(found.id)
-        if current.on_hand + delta > limits.MAX_STOCK:
-            raise InvalidInput(
-                f"on hand would exceed {limits.MAX_STOCK:,}", field="delta"
-            )
-        raise _held_refusal(current, current.on_hand + delta)
-    record(
-        [Move(found.id, kind, on_hand_delta=delta, reason=reason,
-              on_hand_after=row[0], reserved_after=row[1])],
-        actor, now,
-    )
-    _after_change(found.id, row, now)
+    found, place, level = _locked_level(product, location)
+    total = fresh_product(found.id)
+    if total.on_hand + delta > limits.MAX_STOCK:
+        raise InvalidInput(f"on hand would exceed {limits.MAX_STOCK:,}", field="delta")
+    if level.on_hand + delta < level.reserved:
+        raise _held_refusal(level, level.on_hand + delta, found.sku, _at(place))
+    apply_deltas([Move(found.id, kind, on_hand_delta=delta, reason=reason,
+                       location_id=place.id)], actor, now)
+    evaluate_all([found.id], now)
     return fresh_product(found.id)
 
 
 @transactional
 def count(
     product: Product | str | int, counted: int, expected: int, *, actor: Actor, now: datetime,
-    note: str | None = None,
+    note: str | None = None, location: Location | str | int | None = None,
 ) -> Product:
-    """Set on_hand to a physical count, if on_hand is still what the counter saw (`expected`)."""
+    """Set a location's on-hand to a physical count, if it is still what the counter saw
+    (`expected`, the on-hand at that location)."""
     counted = limits.require_whole_number(counted, "counted", 0, limits.MAX_STOCK)
     expected = limits.require_whole_number(expected, "expected", 0, limits.MAX_STOCK)
     note = limits.reason_text(note, "note", required=False)
-    found = find_product(product)
-    row = db.session.execute(
-        update(Product)
-        .where(Product.id == found.id, Product.on_hand == expected, Product.reserved <= counted)
-        .values(on_hand=counted, last_stock_check=now, updated_at=now)
-        .returning(*_RETURNING)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        current = fresh_product(found.id)
-        if current.on_hand != expected:
-            raise StaleCount(
-                f"stock changed since you loaded this page: on hand is now {current.on_hand},"
-                f" not {expected}",
-                current_on_hand=current.on_hand,
-            )
-        raise _held_refusal(current, counted)
-    record(
-        [Move(found.id, "count", on_hand_delta=counted - expected,
-              reason=note or f"counted {counted}", on_hand_after=row[0], reserved_after=row[1])],
-        actor, now,
-    )
-    _after_change(found.id, row, now)
+    found, place, level = _locked_level(product, location)
+    if level.on_hand != expected:
+        raise StaleCount(
+            f"stock changed since you loaded this page: on hand{_at(place)} is now"
+            f" {level.on_hand}, not {expected}",
+            current_on_hand=level.on_hand,
+        )
+    if counted < level.reserved:
+        raise _held_refusal(level, counted, found.sku, _at(place))
+    if fresh_product(found.id).on_hand + counted - expected > limits.MAX_STOCK:
+        raise InvalidInput(f"on hand would exceed {limits.MAX_STOCK:,}", field="counted")
+    # A count that confirms the figure is a ledger line too (who counted, when).
+    apply_deltas([Move(found.id, "count", on_hand_delta=counted - expected,
+                       reason=note or f"counted {counted}", location_id=place.id)], actor, now)
+    level.last_stock_check = now
+    db.session.execute(update(Product).where(Product.id == found.id)
+                       .values(last_stock_check=now, updated_at=now)
+                       .execution_options(synchronize_session=False))
+    db.session.flush()
+    evaluate_all([found.id], now)
     return fresh_product(found.id)
 
 
@@ -215,7 +213,7 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
         row.on_hand_before = product.on_hand
         row.on_hand_after = number if mode == "on_hand" else product.on_hand + number
         if row.on_hand_after < product.reserved:
-            row.error = str(_held_refusal(product, row.on_hand_after))
+            row.error = str(_held_refusal(product, row.on_hand_after, product.sku))
         elif row.on_hand_after > limits.MAX_STOCK:
             row.error = f"on hand would exceed {limits.MAX_STOCK:,}"
     return report

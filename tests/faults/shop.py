@@ -107,9 +107,15 @@ def _products(cluster: Cluster) -> list[Product]:
                 (sku, f"Fault test {'hot' if hot else 'cold'} item {n}", on_hand, 6 if hot else 10),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,"
-                " on_hand_after, reserved_after, reason, created_at)"
-                " VALUES (%s, 'receive', %s, 0, %s, 0, 'opening stock (fault test)', now())",
+                "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
+                " SELECT %s, id, %s, 0 FROM locations WHERE is_default",
+                (product_id, on_hand),
+            )
+            conn.execute(
+                "INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta,"
+                " reserved_delta, on_hand_after, reserved_after, reason, created_at)"
+                " SELECT %s, id, 'receive', %s, 0, %s, 0, 'opening stock (fault test)', now()"
+                " FROM locations WHERE is_default",
                 (product_id, on_hand, on_hand),
             )
             made.append(Product(product_id, sku, hot))

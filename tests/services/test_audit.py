@@ -49,9 +49,9 @@ def test_check_reports_a_hold_ended_without_a_reason_or_twice(product_factory, n
     product = product_factory(on_hand=10)
     hold = services.reserve(product.sku, 1, SESSION, now=now)
     services.release(hold.id, actor=SYSTEM, reason="x", now=now)
-    _raw("INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,"
+    _raw("INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta, reserved_delta,"
          " on_hand_after, reserved_after, reservation_id, created_at)"
-         " VALUES (:p, 'expire', 0, 0, 10, 0, :r, :now)", p=product.id, r=hold.id, now=now)
+         " VALUES (:p, 1, 'expire', 0, 0, 10, 0, :r, :now)", p=product.id, r=hold.id, now=now)
     assert f"I6 hold {hold.id}: ended 2 times in the ledger" in services.check()
 
 
@@ -95,22 +95,24 @@ def test_reconcile_finds_drift_and_repair_fixes_it_with_a_ledger_row(
     counted = product_factory("COUNTED", on_hand=10)
     clean = product_factory("CLEAN", on_hand=10)
     services.reserve(held.sku, 2, SESSION, now=now)
-    _raw("UPDATE products SET reserved = 6 WHERE id = :id", id=held.id)
-    _raw("UPDATE products SET on_hand = 14 WHERE id = :id", id=counted.id)
+    # A bad script that kept each product's totals the sum of its locations.
+    for table, key in (("stock_levels", "product_id"), ("products", "id")):
+        _raw(f"UPDATE {table} SET reserved = 6 WHERE {key} = :id", id=held.id)
+        _raw(f"UPDATE {table} SET on_hand = 14 WHERE {key} = :id", id=counted.id)
 
     drift = services.reconcile()
     described = sorted(d.describe() for d in drift)
-    assert ("HELD: the counters say on hand 10, reserved 6; active holds say on hand 10,"
-            " reserved 2") in described
-    assert ("COUNTED: the counters say on hand 14, reserved 0; the ledger says on hand 10,"
-            " reserved 0") in described
+    assert ("HELD at MAIN: the counters say on hand 10, reserved 6; active holds say on hand"
+            " 10, reserved 2") in described
+    assert ("COUNTED at MAIN: the counters say on hand 14, reserved 0; the ledger says on hand"
+            " 10, reserved 0") in described
     assert clean.sku not in " ".join(described)
     assert counters(held.id) == (10, 6)  # reconcile changes nothing
 
     notes = services.repair(actor=manager, now=now, reason="drift after bad script")
 
-    assert "HELD: reserved 6 -> 2" in notes
-    assert "COUNTED: ledger corrected to on hand 14, reserved 0 (the counters win)" in notes
+    assert "HELD at MAIN: reserved 6 -> 2" in notes
+    assert "COUNTED at MAIN: ledger corrected to on hand 14, reserved 0 (the counters win)" in notes
     assert counters(held.id) == (10, 2)
     assert counters(counted.id) == (14, 0)  # the physical counter is kept; the ledger follows
     repairs = ledger(kind="repair")
@@ -124,10 +126,26 @@ def test_repair_cannot_hold_more_than_on_hand(product_factory, staff_factory, no
     manager = staff_actor(staff_factory, "manager", "boss@example.com")
     product = product_factory("OVER", on_hand=5)
     services.reserve(product.sku, 4, SESSION, now=now)
+    _raw("UPDATE stock_levels SET on_hand = 3, reserved = 3 WHERE product_id = :id", id=product.id)
     _raw("UPDATE products SET on_hand = 3, reserved = 3 WHERE id = :id", id=product.id)
     notes = services.repair(actor=manager, now=now, reason="fix")
-    assert "OVER: holds (4) exceed on hand; release holds first" in notes
+    assert "OVER at MAIN: holds (4) exceed on hand; release holds first" in notes
     assert counters(product.id) == (3, 3)
+
+
+def test_totals_that_are_not_the_sums_of_their_locations_are_reported_and_repaired(
+        product_factory, staff_factory, now):
+    manager = staff_actor(staff_factory, "manager", "boss@example.com")
+    product = product_factory("TOTAL", on_hand=10)
+    _raw("UPDATE products SET on_hand = 14 WHERE id = :id", id=product.id)
+    problems = services.check()
+    assert ("I1 TOTAL: totals on_hand=14 reserved=0 but its locations sum to on_hand=10"
+            " reserved=0") in problems
+    assert any(p.startswith("I3 TOTAL: counters on_hand=14") for p in problems)  # in total
+    notes = services.repair(actor=manager, now=now, reason="fix")
+    assert "TOTAL: totals set to its locations' sums, on hand 14 -> 10, reserved 0 -> 0" in notes
+    assert counters(product.id) == (10, 0)
+    assert services.check() == []
 
 
 def test_repair_needs_a_reason(staff_factory, now):

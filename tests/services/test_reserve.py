@@ -172,7 +172,8 @@ def test_reserve_cart_is_all_or_nothing_and_names_short_skus(product_factory, no
 
     assert "CART-B (only 1 available)" in str(refused.value)
     assert "CART-A" not in str(refused.value)
-    assert refused.value.details["short"] == [{"sku": "CART-B", "requested": 3, "available": 1}]
+    assert refused.value.details["short"] == [{"sku": "CART-B", "requested": 3, "available": 1,
+                                                "locations": [{"location": "MAIN", "available": 1}]}]
     assert snapshot() == before
 
 

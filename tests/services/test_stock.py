@@ -232,6 +232,8 @@ def test_an_import_of_70000_rows_is_applied_not_a_bind_parameter_error(merch, no
          "low_stock_threshold": 0, "created_at": now, "updated_at": now}
         for n in range(rows)
     ])
+    from dashboard.services.locations import add_levels
+    add_levels({pid: 5 for pid in db.session.scalars(select(Product.id))})
     db.session.commit()
     text = "sku,on_hand\n" + "".join(f"BULK-{n:05d},7\n" for n in range(rows))
     report = services.import_counts(text, actor=merch, now=now, apply=True)
