@@ -5,10 +5,12 @@ How a key is used (per API client), all in ONE transaction:
    key) index lets exactly one running request own it; a concurrent request with the same
    key waits on that index until the owner commits or rolls back (at most
    `IDEMPOTENCY_WAIT_MS`, then 409 `idempotency_in_progress` with Retry-After);
-2. the service runs inside a SAVEPOINT (a refusal rolls back to it, the key stays claimed);
+2. the service runs in the same flat transaction (no SAVEPOINT: two round trips fewer);
 3. the answer (status and body) is stored on the row, and the transaction commits once.
 So the answer commits with the effect: there is no moment where one is saved without the
-other. A request that dies before its commit (worker killed, connection lost) leaves no
+other. A refusal rolls everything back (the claim too: "nothing was changed" is true), then
+a second short transaction claims the key again and stores the refusal; if a retry with the
+same key got in between, its committed answer is the one replayed to both. A request that dies before its commit (worker killed, connection lost) leaves no
 row: the key is free again at once. A request that finds a committed row replays its
 answer (422 `idempotency_key_reused` if the method, path or body differ).
 
@@ -25,8 +27,8 @@ import json
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
@@ -42,8 +44,19 @@ def request_hash(method: str, path: str, canonical_body: bytes) -> str:
 
 
 def _claim_statement(dialect: str):
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(_KEYS).on_conflict_do_nothing(
+    if dialect == "postgresql":
+        # The wait behind a running request with the same key is bounded by lock_timeout,
+        # set for the rest of this transaction by the same statement (the FROM row is made,
+        # and set_config run, before the insert waits on the index): no round trip of its
+        # own. The service's own row locks are held for milliseconds; a longer wait there is
+        # an outage (503) anyway.
+        return text(
+            "INSERT INTO idempotency_keys (api_client_id, key, request_hash, created_at)"
+            " SELECT :api_client_id, :key, :request_hash, :created_at"
+            " FROM (SELECT set_config('lock_timeout', :lock_timeout, true)) AS bounded"
+            " ON CONFLICT (api_client_id, key) DO NOTHING RETURNING id"
+        ).bindparams(bindparam("created_at", type_=_KEYS.c.created_at.type))
+    return sqlite.insert(_KEYS).on_conflict_do_nothing(
         index_elements=["api_client_id", "key"]).returning(_KEYS.c.id)
 
 
@@ -55,16 +68,11 @@ def claim(client_id: int, key: str, digest: str, now: datetime) -> int | tuple[d
     replay as (body, status). The claim is undone if the transaction rolls back."""
     connection = db.session.connection()
     dialect = connection.dialect.name
+    values = dict(api_client_id=client_id, key=key, request_hash=digest, created_at=now)
     if dialect == "postgresql":
-        # Bound the wait behind a running request with the same key. It stays for the rest
-        # of this transaction (a reset would cost a statement): the service's own row locks
-        # are held for milliseconds, and a longer wait there is an outage (503) anyway.
-        connection.exec_driver_sql(
-            f"SET LOCAL lock_timeout = {int(current_app.config['IDEMPOTENCY_WAIT_MS'])}")
+        values["lock_timeout"] = f"{int(current_app.config['IDEMPOTENCY_WAIT_MS'])}ms"
     try:
-        row_id = connection.execute(_CLAIM[dialect], dict(
-            api_client_id=client_id, key=key, request_hash=digest, created_at=now,
-        )).scalar()
+        row_id = connection.execute(_CLAIM[dialect], values).scalar()
     except OperationalError as error:
         if getattr(error.orig, "sqlstate", None) == "55P03":  # lock_not_available
             db.session.rollback()

@@ -42,13 +42,23 @@ def post(rule: str, body: schemas.Body):
             if key is None:
                 return _json(*_answer(view, values, now, path))
             digest = idempotency.request_hash(request.method, request.path, canonical)
-            with unit_of_work(savepoints=True):
+            with unit_of_work(savepoints=False) as work:
                 owned = idempotency.claim(g.actor.id, key, digest, now)
                 if not isinstance(owned, int):
-                    response = _json(*owned)
-                    response.headers["Idempotent-Replayed"] = "true"
-                    return response
-                answer = _refused_or(view, values, now, path)
+                    return _replayed(owned)
+                try:
+                    answer = view(values, now, **path)
+                except (StockroomError, ApiError) as error:
+                    work.discard()  # the effect and the claim: nothing was changed
+                    refused = error
+                else:
+                    idempotency.store(owned, *answer)
+                    return _json(*answer)
+            answer = _refusal(refused)
+            with unit_of_work(savepoints=False):  # the refusal is the key's answer
+                owned = idempotency.claim(g.actor.id, key, digest, now)
+                if not isinstance(owned, int):  # a retry got in between: one answer for both
+                    return _replayed(owned)
                 idempotency.store(owned, *answer)
             return _json(*answer)
 
@@ -64,20 +74,20 @@ def _answer(view, values: dict, now: datetime, path: dict) -> tuple[object, int]
     try:
         with unit_of_work(savepoints=False):
             return view(values, now, **path)
-    except StockroomError as error:
-        return refusal(error)
-    except ApiError as error:
-        return error.payload(), error.status
+    except (StockroomError, ApiError) as error:
+        return _refusal(error)
 
 
-def _refused_or(view, values: dict, now: datetime, path: dict) -> tuple[object, int]:
-    """Inside a keyed unit of work: the service refused in its savepoint, the key stays."""
-    try:
-        return view(values, now, **path)
-    except StockroomError as error:
-        return refusal(error)
-    except ApiError as error:
+def _refusal(error: StockroomError | ApiError) -> tuple[object, int]:
+    if isinstance(error, ApiError):
         return error.payload(), error.status
+    return refusal(error)
+
+
+def _replayed(answer: tuple[dict, int]):
+    response = _json(*answer)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _json(body, status: int):

@@ -251,14 +251,20 @@ def repair(*, actor: Actor, now: datetime, reason: str) -> list[str]:
         notes.append(f"{d.place}: reserved {d.counter_reserved} -> {d.expected_reserved}")
     apply_deltas(moves, actor, now)
     drifted_totals = _totals_drift()
+    # A totals fix moves no level, so its ledger line has no deltas: it says why the
+    # product's "after" figures jump.
+    ledger_moves = []
     for d in drifted_totals:
         db.session.execute(update(Product).where(Product.id == d.product_id).values(
             on_hand=d.expected_on_hand, reserved=d.expected_reserved, updated_at=now))
-        notes.append(f"{d.sku}: totals set to its locations' sums, on hand"
-                     f" {d.counter_on_hand} -> {d.expected_on_hand}, reserved"
-                     f" {d.counter_reserved} -> {d.expected_reserved}")
+        changed = ", ".join(
+            f"{name} {was} -> {now_}" for name, was, now_ in (
+                ("on hand", d.counter_on_hand, d.expected_on_hand),
+                ("reserved", d.counter_reserved, d.expected_reserved)) if was != now_)
+        notes.append(f"{d.sku}: {changed} (the totals of its locations)")
+        ledger_moves.append(Move(d.product_id, "repair", reason=(
+            f"repair: totals set to the sums of its locations ({changed}). {reason}")))
     # The counter fixes above moved the ledger with them; what drift is left is ledger-only.
-    ledger_moves = []
     for d in _ledger_drift():
         ledger_moves.append(Move(
             d.product_id, "repair", location_id=d.location_id,

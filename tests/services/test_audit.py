@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import select
 
 from dashboard import services
 from dashboard.extensions import db
+from dashboard.models import StockMovement
 from dashboard.services import SYSTEM
 from tests.helpers.records import counters
 from tests.services.helpers import SESSION, ledger, staff_actor
@@ -143,8 +145,11 @@ def test_totals_that_are_not_the_sums_of_their_locations_are_reported_and_repair
             " reserved=0") in problems
     assert any(p.startswith("I3 TOTAL: counters on_hand=14") for p in problems)  # in total
     notes = services.repair(actor=manager, now=now, reason="fix")
-    assert "TOTAL: totals set to its locations' sums, on hand 14 -> 10, reserved 0 -> 0" in notes
+    assert "TOTAL: on hand 14 -> 10 (the totals of its locations)" in notes
     assert counters(product.id) == (10, 0)
+    line = db.session.scalars(select(StockMovement).where(StockMovement.kind == "repair")).one()
+    assert (line.on_hand_delta, line.reserved_delta, line.on_hand_after) == (0, 0, 10)
+    assert "on hand 14 -> 10" in line.reason and line.actor_staff_id == manager.staff_id
     assert services.check() == []
 
 

@@ -93,7 +93,7 @@ def test_drift_report_and_repair_with_a_reason(manager, product_factory, now):
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert "DRIFT-1: reserved 3 -&gt; 1" in body and "No drift" in body
-    assert "the counters win" in body
+    assert "(the totals of its locations)" in body  # the level was right: the totals follow it
     assert db.session.get(Product, product.id).reserved == 1
     repairs = db.session.scalars(select(StockMovement).where(StockMovement.kind == "repair")).all()
     assert repairs and all(r.actor_staff_id == manager.user.id and "after outage" in r.reason
