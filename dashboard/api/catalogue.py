@@ -13,10 +13,12 @@ from ..queries.catalogue import MAX_PAGE, catalogue_page, decode_position
 from ..services import catalogue
 from ..services.catalogue import MAX_BATCH, CatalogueProduct, CatalogueRejected, Problem
 from ..services.catalogue import upsert_product, upsert_products
+from ..services.transaction import unit_of_work
 from . import bp
 from .body import read_json
 from .catalogue_schemas import BATCH_ITEM, MAX_BATCH_BYTES, PRODUCT_PUT
 from .errors import ApiError, invalid, iso
+from .levels import levels_of
 from .schemas import FieldError, Integer
 
 # RFC 3339 with an explicit offset: a time without one would be read in nobody's zone.
@@ -36,14 +38,14 @@ def _sku_converter(state) -> None:
     state.app.url_map.converters["sku"] = SkuConverter
 
 
-def catalogue_json(product: CatalogueProduct) -> dict:
+def catalogue_json(product: CatalogueProduct, locations: list[dict]) -> dict:
     return {
         "sku": product.sku, "name": product.name, "price": f"{product.price:.2f}",
         "is_active": product.is_active, "barcode": product.barcode,
         "category": product.category, "supplier": product.supplier,
         "low_stock_threshold": product.low_stock_threshold, "on_hand": product.on_hand,
         "reserved": product.reserved, "available": product.available,
-        "updated_at": iso(product.updated_at),
+        "locations": locations, "updated_at": iso(product.updated_at),
     }
 
 
@@ -57,8 +59,12 @@ def put_product(sku: str):
         raise invalid({"body": "send the product's fields as a JSON object"})
     data, _ = read_json()
     values = PRODUCT_PUT.clean(data)
-    outcome, product = upsert_product(sku, values, actor=g.actor, now=_now())
-    body = {**catalogue_json(product), "status": outcome.status}
+    # The levels are read in the write's transaction: they agree with the totals it wrote,
+    # and nothing is read after its commit.
+    with unit_of_work(savepoints=False):
+        outcome, product = upsert_product(sku, values, actor=g.actor, now=_now())
+        body = {**catalogue_json(product, levels_of([product.id])[product.id]),
+                "status": outcome.status}
     return _json(body, 201 if outcome.status == "created" else 200)
 
 
@@ -113,7 +119,9 @@ def list_products():
     if errors:
         raise invalid(errors)
     products, next_cursor, more = catalogue_page(since, position, limit)
-    return _json({"products": [catalogue_json(p) for p in products], "next": next_cursor,
+    levels = levels_of(p.id for p in products)
+    return _json({"products": [catalogue_json(p, levels[p.id]) for p in products],
+                  "next": next_cursor,
                   "has_more": more}, 200)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..services import catalogue_fields as fields
 from ..services import limits
+from .levels import LOCATIONS_SCHEMA
 from .schemas import Body, FieldError, Integer, Text
 
 MAX_BATCH_BYTES = 2_000_000
@@ -102,7 +103,8 @@ CATALOGUE_PRODUCT = {
     "type": "object",
     "additionalProperties": False,
     "required": ["sku", "name", "price", "is_active", "barcode", "category", "supplier",
-                 "low_stock_threshold", "on_hand", "reserved", "available", "updated_at"],
+                 "low_stock_threshold", "on_hand", "reserved", "available", "locations",
+                 "updated_at"],
     "properties": {
         "sku": {"type": "string"},
         "name": {"type": "string"},
@@ -115,6 +117,7 @@ CATALOGUE_PRODUCT = {
         "on_hand": {"type": "integer", "minimum": 0},
         "reserved": {"type": "integer", "minimum": 0},
         "available": {"type": "integer", "description": "on_hand - reserved"},
+        "locations": LOCATIONS_SCHEMA,
         "updated_at": {"type": "string", "format": "date-time"},
         "status": {"type": "string", "enum": ["created", "updated", "unchanged"],
                    "description": "PUT only: what the call did"},

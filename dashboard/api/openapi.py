@@ -8,12 +8,13 @@ from ..models import HOLD_STATUSES, ORDER_STATUSES
 from ..services.housekeeping import KEEP_IDEMPOTENCY_KEYS
 from . import bp, catalogue_openapi, schemas
 from .body import MAX_BODY_BYTES
+from .levels import LOCATIONS_SCHEMA
 
 ERROR_CODES = [
     "malformed_json", "invalid_idempotency_key", "unauthorized", "not_found", "unknown_sku",
     "inactive_sku", "insufficient_stock", "reservation_not_active", "order_wrong_state",
     "order_not_held", "idempotency_in_progress", "body_too_large", "unsupported_media_type",
-    "invalid", "extend_beyond_cap", "idempotency_key_reused", "conflict",
+    "invalid", "extend_beyond_cap", "idempotency_key_reused", "conflict", "unknown_location",
 ]
 
 DESCRIPTION = f"""\
@@ -54,6 +55,12 @@ same key with another path or body: 422 `idempotency_key_reused`. Keys are remem
 not have been applied; retry with the same `Idempotency-Key` to learn which, it is applied
 at most once).
 
+**Locations**: stock is kept per location (a warehouse or a store), named by its code.
+Product answers carry the totals and `locations`, the figures at each open location. A
+hold is at one location: name it with `location`, or the first sellable location in the
+shop's allocation order that has every unit takes it; a cart's lines may land at different
+locations. Every hold answer says its `location`.
+
 **Times** are RFC 3339 UTC (`2026-11-21T12:00:00Z`).
 """
 
@@ -88,11 +95,12 @@ _TIME = {"type": "string", "format": "date-time"}
 RESERVATION = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["id", "sku", "quantity", "status", "expires_at", "created_at", "ended_at",
-                 "end_reason", "session_key", "customer_id", "cart_id", "order_id"],
+    "required": ["id", "sku", "location", "quantity", "status", "expires_at", "created_at",
+                 "ended_at", "end_reason", "session_key", "customer_id", "cart_id", "order_id"],
     "properties": {
         "id": {"type": "integer"},
         "sku": {"type": "string"},
+        "location": {"type": "string", "description": "the code of the location holding it"},
         "quantity": {"type": "integer", "minimum": 1},
         "status": {"type": "string", "enum": list(HOLD_STATUSES)},
         "expires_at": _TIME,
@@ -108,14 +116,15 @@ RESERVATION = {
 PRODUCT = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["sku", "name", "on_hand", "reserved", "available", "low_stock_threshold",
-                 "is_active"],
+    "required": ["sku", "name", "on_hand", "reserved", "available", "locations",
+                 "low_stock_threshold", "is_active"],
     "properties": {
         "sku": {"type": "string"},
         "name": {"type": "string"},
-        "on_hand": {"type": "integer", "minimum": 0},
+        "on_hand": {"type": "integer", "minimum": 0, "description": "total of all locations"},
         "reserved": {"type": "integer", "minimum": 0},
         "available": {"type": "integer", "description": "on_hand - reserved"},
+        "locations": LOCATIONS_SCHEMA,
         "low_stock_threshold": {"type": "integer", "minimum": 0},
         "is_active": {"type": "boolean", "description": "inactive products cannot be held"},
     },
@@ -132,6 +141,13 @@ ORDER = {
         "updated_at": _TIME,
     },
 }
+# A refusal's per-location figures: a hold is at one location, so each says what it has.
+_AVAILABLE_AT = {
+    "type": "array",
+    "items": {"type": "object", "additionalProperties": False,
+              "required": ["location", "available"],
+              "properties": {"location": {"type": "string"}, "available": {"type": "integer"}}},
+}
 ERROR = {
     "type": "object",
     "additionalProperties": False,
@@ -141,15 +157,21 @@ ERROR = {
         "message": {"type": "string"},
         "fields": {"type": "object", "additionalProperties": {"type": "string"},
                    "description": "invalid: one message per bad field"},
-        "available": {"type": "integer", "description": "insufficient_stock: units available"},
+        "available": {"type": "integer",
+                      "description": "insufficient_stock: units available (all locations)"},
         "sku": {"type": "string", "description": "insufficient_stock: the SKU asked for"},
+        "locations": {**_AVAILABLE_AT,
+                      "description": "insufficient_stock: what each sellable location has"},
         "short": {
             "type": "array", "description": "insufficient_stock (cart): each short SKU",
             "items": {"type": "object", "additionalProperties": False,
-                      "required": ["sku", "requested", "available"],
+                      "required": ["sku", "requested", "available", "locations"],
                       "properties": {"sku": {"type": "string"},
                                      "requested": {"type": "integer"},
-                                     "available": {"type": "integer"}}},
+                                     "available": {"type": "integer",
+                                                   "description": "the most at any one"
+                                                                  " location"},
+                                     "locations": _AVAILABLE_AT}},
         },
         "status": {"type": "string",
                    "description": "reservation_not_active / order_wrong_state: current status"},
@@ -267,7 +289,8 @@ def build() -> dict:
                                                    "additionalProperties": False})},
         }},
         "/products/{sku}": {"get": {
-            "operationId": "getProduct", "summary": "A product's stock figures.",
+            "operationId": "getProduct",
+            "summary": "A product's stock figures: totals, and at each open location.",
             "parameters": [_ref("parameters", "Sku")],
             "responses": {
                 "200": _ok("the product (inactive ones too)", _ref("schemas", "Product")),
@@ -276,10 +299,15 @@ def build() -> dict:
             },
         }},
         "/reservations": {"post": _post(
-            "createReservation", "Hold units of a product.", schemas.NEW_RESERVATION,
+            "createReservation",
+            "Hold units of a product at one location (422 invalid with `fields.location` if"
+            " the location named is closed or does not sell to the storefront).",
+            schemas.NEW_RESERVATION,
             {"201": _ok("the new hold", hold, _hold_links("$response.body#/id"))},
-            None, "insufficient_stock (with `available`)", body_required=True,
-            not_found="unknown_sku, or inactive_sku (inactive products cannot be held)",
+            None, "insufficient_stock (with `available` and `locations`: what each sellable"
+            " location has; a hold is at one location)", body_required=True,
+            not_found="unknown_sku, inactive_sku (inactive products cannot be held), or"
+                      " unknown_location",
         )},
         "/reservations/{reservation_id}": {"get": {
             "operationId": "getReservation", "summary": "A hold, active or ended.",
@@ -312,7 +340,8 @@ def build() -> dict:
             schemas.CART_RESERVE,
             {"201": _ok("one hold per cart item", {"type": "array", "items": hold},
                         _hold_links("$response.body#/0/id"))},
-            "CartId", "insufficient_stock (with `short`: every short SKU); nothing was held",
+            "CartId", "insufficient_stock (with `short`: every short SKU and what each"
+            " location has); nothing was held",
         )},
         "/orders/{order_id}/confirm": {"post": _post(
             "confirmOrder", "pending -> confirmed; commits the order's holds.", schemas.CONFIRM,

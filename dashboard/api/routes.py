@@ -18,6 +18,7 @@ from ..services.transaction import unit_of_work
 from . import bp, idempotency, schemas
 from .body import read_json
 from .errors import ApiError, iso, refusal
+from .levels import levels_of
 
 
 
@@ -105,8 +106,8 @@ def _path_id(value: str, what: str, high: int) -> int:
 
 def reservation_json(hold: Reservation, sku: str | None = None) -> dict:
     return {
-        "id": hold.id, "sku": sku or hold.product.sku, "quantity": hold.quantity,
-        "status": hold.status, "expires_at": iso(hold.expires_at),
+        "id": hold.id, "sku": sku or hold.product.sku, "location": hold.location.code,
+        "quantity": hold.quantity, "status": hold.status, "expires_at": iso(hold.expires_at),
         "created_at": iso(hold.created_at), "ended_at": iso(hold.ended_at),
         "end_reason": hold.end_reason, "session_key": hold.session_key,
         "customer_id": hold.customer_id, "cart_id": hold.cart_id, "order_id": hold.order_id,
@@ -133,6 +134,7 @@ def product(sku: str):
     return {
         "sku": found.sku, "name": found.name, "on_hand": found.on_hand,
         "reserved": found.reserved, "available": found.available,
+        "locations": levels_of([found.id])[found.id],
         "low_stock_threshold": found.low_stock_threshold, "is_active": found.is_active,
     }
 
@@ -142,8 +144,10 @@ def create_reservation(values: dict, now: datetime):
     owner = services.Owner(**{k: values.get(k) for k in schemas.NEW_RESERVATION.one_of})
     with reserve_outcome("reservation"):
         hold = services.reserve(values["sku"], values["quantity"], owner,
-                                values.get("ttl_seconds"), actor=g.actor, now=now)
-    # The service matched the SKU exactly (after trimming); naming it saves loading the product.
+                                values.get("ttl_seconds"), location=values.get("location"),
+                                actor=g.actor, now=now)
+    # The service matched the SKU exactly (after trimming); naming it saves loading the
+    # product. It attached the location's code to the hold: no read for that either.
     return reservation_json(hold, sku=values["sku"].strip()), 201
 
 
@@ -151,7 +155,8 @@ def create_reservation(values: dict, now: datetime):
 def reservation(reservation_id: str):
     rid = _path_id(reservation_id, "reservation", schemas.MAX_INT64)
     hold = db.session.scalars(
-        select(Reservation).options(joinedload(Reservation.product))
+        select(Reservation).options(joinedload(Reservation.product),
+                                    joinedload(Reservation.location))
         .where(Reservation.id == rid)
     ).first()
     if hold is None or not g.actor.reaches(hold.created_by_api_client_id):

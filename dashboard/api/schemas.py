@@ -161,6 +161,10 @@ NEW_RESERVATION = Body(
     {
         "sku": Text(100, "The product's SKU.", example="TEE-BLACK-M"),
         "quantity": Integer(1, limits.MAX_HOLD_QUANTITY, "Units to hold.", example=2),
+        "location": Text(20,  # a code's length (services.locations.CODE)
+                         "Where to hold them: a location's code (any case). Omitted: the"
+                         " first sellable location, in the shop's allocation order, that"
+                         " has them all.", example="MAIN"),
         "ttl_seconds": _ttl("Seconds until the hold expires; the server default when omitted."),
         "session_key": Text(limits.MAX_SESSION_KEY, "The shopper's session key."),
         "customer_id": Integer(1, limits.MAX_CUSTOMER_ID, "The storefront's customer id."),

@@ -97,7 +97,10 @@ def reserve(
 def selling_location(location: Location | str | int) -> Location:
     """The location a storefront named, if it may hold stock there."""
     found = find_location(location)
-    if not found.is_active or not found.sellable:
+    if not found.is_active:
+        raise InvalidInput(f"location {found.code} is closed; it keeps no stock to hold",
+                           field="location")
+    if not found.sellable:
         raise InvalidInput(f"location {found.code} does not sell to the storefront",
                            field="location")
     return found
@@ -292,6 +295,8 @@ def reserve_cart(
     ]
     db.session.add_all(holds)
     db.session.flush()
+    for hold in holds:  # the answer names each hold's location: no read per hold for it
+        holds_pg.known_location(hold, placed[hold.product_id][1])
     moves = [
         Move(h.product_id, "reserve", reserved_delta=h.quantity, reservation_id=h.id,
              location_id=h.location_id, reason=f"held for {owner.describe()}")

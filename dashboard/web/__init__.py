@@ -12,12 +12,12 @@ from . import errors, filters, headers, login, once, requests
 
 def init_app(app: Flask) -> None:
     requests.init_converters(app)
-    from . import (account, activity, admin, alerts, auth, catalogue, holds, jobs,
+    from . import (account, activity, admin, alerts, auth, catalogue, holds, jobs, locations,
                    notifications, overview, products, stock)
 
     # catalogue before products: /products/new and /products/<sku>/edit are not product pages.
     for module in (auth, account, overview, stock, catalogue, products, holds, alerts, activity,
-                   jobs, admin, notifications):
+                   jobs, admin, locations, notifications):
         app.register_blueprint(module.bp)
     for plumbing in (requests, login, errors, headers, filters, once):
         plumbing.init_app(app)

@@ -13,6 +13,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "manage_alerts": ("manager", "admin"),  # acknowledge, resolve
     "run_jobs": ("manager", "admin"),  # run a job now, reconcile repair
     "manage_staff": ("admin",),  # staff and API clients
+    "manage_locations": ("admin",),  # add, change, close, reopen, make default
     "own_account": ("viewer", "merchandiser", "support", "manager", "admin"),  # password, sessions
 }
 
@@ -22,6 +23,7 @@ FORBIDDEN_MESSAGES = {
     "manage_alerts": "Only managers and admins can acknowledge or resolve alerts.",
     "run_jobs": "Only managers and admins can run jobs or repair drift.",
     "manage_staff": "Only admins can manage staff and API clients.",
+    "manage_locations": "Only admins can add, change or close locations.",
     "own_account": "Sign in to manage your account.",
 }
 

@@ -25,6 +25,7 @@ def test_put_creates_then_updates_then_answers_unchanged(api, shop):
         "sku": "TEE-BLACK-M", "name": "Black tee", "price": "19.90", "is_active": True,
         "barcode": "4006381333931", "category": "T-shirts", "supplier": None,
         "low_stock_threshold": 10, "on_hand": 25, "reserved": 0, "available": 25,
+        "locations": [{"location": "MAIN", "on_hand": 25, "reserved": 0, "available": 25}],
         "status": "created", "updated_at": None}
     line = db.session.scalars(select(StockMovement)).one()
     assert (line.kind, line.on_hand_delta, line.actor_api_client_id) == ("receive", 25, shop[0].id)

@@ -94,6 +94,7 @@ def test_product_shows_its_figures(api, tee, now):
     assert response.status_code == 200
     assert response.get_json() == {
         "sku": "TEE-1", "name": "Product TEE-1", "on_hand": 10, "reserved": 3, "available": 7,
+        "locations": [{"location": "MAIN", "on_hand": 10, "reserved": 3, "available": 7}],
         "low_stock_threshold": 2, "is_active": True,
     }
 

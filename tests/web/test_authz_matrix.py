@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import (
-    ApiClient, JobRun, Product, Reservation, StaffSession, StaffUser, StockAlert, StockMovement,
+    ApiClient, JobRun, Location, Product, Reservation, StaffSession, StaffUser, StockAlert, StockMovement,
 )
-from dashboard.services import Owner
+from dashboard.services import SYSTEM, Owner
+from dashboard.services.locations import create_location
 from dashboard.web.access import FORBIDDEN_MESSAGES, PERMISSIONS
 from tests.helpers.web import HX, PASSWORD, login
 
@@ -71,6 +72,17 @@ ACTIONS = [
     ("create API client", "POST", "/admin/api-clients", {"name": "authz shop"}, "manage_staff", True),
     ("deactivate API client", "POST", "/admin/api-clients/{cid}/active", {"active": "0"},
      "manage_staff", True),
+    ("locations page", "GET", "/admin/locations", None, "manage_locations", False),
+    ("add location", "POST", "/admin/locations",
+     {"code": "AUTHZ-1", "name": "Authz shop", "kind": "store", "priority": "5"},
+     "manage_locations", True),
+    ("edit location page", "GET", "/admin/locations/{lid}/edit", None, "manage_locations", False),
+    ("edit location", "POST", "/admin/locations/{lid}/edit",
+     {"name": "Renamed", "kind": "warehouse", "priority": "7"}, "manage_locations", True),
+    ("close location", "POST", "/admin/locations/{lid}/active", {"active": "0"},
+     "manage_locations", True),
+    ("make location default", "POST", "/admin/locations/{lid}/default", {}, "manage_locations",
+     True),
     ("account page", "GET", "/account", None, "own_account", False),
     ("change own password", "POST", "/account/password",
      {"current": PASSWORD, "password": "my-new-long-pw-3"}, "own_account", True),
@@ -103,7 +115,9 @@ def world(staff_factory, product_factory):
     target = staff_factory("viewer", email="target@example.com")
     services.start_session(target.id, remember=False, user_agent=None, ip=None, now=now)
     client_row, _token = services.create_api_client("authz client", now=now)
-    return {"pid": red.id, "hid": hold.id, "aid": alert.id, "sid": target.id, "cid": client_row.id}
+    store = create_location("STORE-1", "Authz store", kind="store", actor=SYSTEM, now=now)
+    return {"pid": red.id, "hid": hold.id, "aid": alert.id, "sid": target.id, "cid": client_row.id,
+            "lid": store.id}
 
 
 def fingerprint() -> tuple:
@@ -122,6 +136,8 @@ def fingerprint() -> tuple:
              order=StaffUser.id),
         rows(StaffSession.id, order=StaffSession.id),
         rows(ApiClient.id, ApiClient.is_active, ApiClient.all_storefronts, order=ApiClient.id),
+        rows(Location.id, Location.name, Location.kind, Location.priority, Location.is_active,
+             Location.is_default, order=Location.id),
         db.session.scalar(select(func.count()).select_from(JobRun)),
         db.session.scalar(select(func.count()).select_from(StockMovement)),
     )

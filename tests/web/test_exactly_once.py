@@ -17,6 +17,7 @@ from dashboard.extensions import db
 from dashboard.models import StockAlert, StockMovement, Submission
 from dashboard.services import SYSTEM, Owner
 from dashboard.services.housekeeping import prune
+from dashboard.services.locations import create_location
 from dashboard.services.transaction import in_unit_of_work
 from tests.api.test_concurrency import race
 from tests.helpers.app import app_config
@@ -41,6 +42,8 @@ def snapshot() -> tuple:
         "SELECT max(expires_at), count(*) FROM reservations WHERE status = 'active'",
         "SELECT count(*) FROM stock_alerts WHERE status = 'acknowledged'",
         "SELECT count(*) FROM stock_alerts WHERE status = 'resolved'",
+        "SELECT count(*), sum(priority), sum(CASE WHEN is_active THEN 1 ELSE 0 END),"
+        " max(name), sum(CASE WHEN is_default THEN id ELSE 0 END) FROM locations",
     ]
     roles = tuple(db.session.execute(select(text("role"), text("password_hash"))
                                      .select_from(text("staff_users")).order_by(text("id"))))
@@ -66,6 +69,7 @@ def _forms(product_factory, staff_factory):
     one, two, three = _hold(red, live, "a"), _hold(red, live, "b"), _hold(red, live, "c")
     other = staff_factory("support", email="sam@example.com")
     client, _ = services.create_api_client("old shop", now=live)
+    store = create_location("STORE-1", "Shop", actor=SYSTEM, now=live)
     db.session.commit()
     return {
         "adjust": (f"/stock/{red.id}/adjust", {"delta": "3", "reason": "delivery"}),
@@ -92,6 +96,13 @@ def _forms(product_factory, staff_factory):
         "deactivate": (f"/admin/staff/{other.id}/active", {"active": "0"}),
         "create_client": ("/admin/api-clients", {"name": "new shop"}),
         "client_off": (f"/admin/api-clients/{client.id}/active", {"active": "0"}),
+        "create_location": ("/admin/locations", {"code": "STORE-2", "name": "Outlet",
+                                                 "kind": "store", "priority": "5"}),
+        "edit_location": (f"/admin/locations/{store.id}/edit", {"name": "Shop floor",
+                                                                "kind": "store",
+                                                                "priority": "9"}),
+        "close_location": (f"/admin/locations/{store.id}/active", {"active": "0"}),
+        "default_location": (f"/admin/locations/{store.id}/default", {}),
     }
 
 
@@ -99,7 +110,8 @@ def _forms(product_factory, staff_factory):
                                   "extend", "acknowledge", "resolve", "settings",
                                   "new_product", "edit_product", "deactivate_product",
                                   "create_staff", "role", "reset", "deactivate",
-                                  "create_client", "client_off"])
+                                  "create_client", "client_off", "create_location",
+                                  "edit_location", "close_location", "default_location"])
 def test_a_replayed_submit_applies_once_and_says_what_the_first_did(
         client_for, product_factory, staff_factory, kind):
     admin = client_for("admin")
@@ -194,7 +206,8 @@ def test_concurrent_submits_of_one_token_apply_once(requires_postgres, app, staf
 
 
 @pytest.mark.parametrize("kind", ["adjust", "count", "release", "release_many", "extend",
-                                  "acknowledge", "resolve", "role", "reset", "create_client"])
+                                  "acknowledge", "resolve", "role", "reset", "create_client",
+                                  "create_location", "close_location", "default_location"])
 def test_no_staff_action_runs_a_statement_after_its_commit(client_for, product_factory,
                                                            staff_factory, kind):
     admin = client_for("admin")

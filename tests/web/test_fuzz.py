@@ -21,10 +21,11 @@ from werkzeug.routing import IntegerConverter
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import (
-    ApiClient, Product, Reservation, StaffUser, StockMovement, WebhookEndpoint,
+    ApiClient, Location, Product, Reservation, StaffUser, StockMovement, WebhookEndpoint,
 )
 from dashboard.services import Owner
-from dashboard.web import forms
+from dashboard.services.locations import create_location
+from dashboard.web import forms, location_forms
 from tests.helpers.app import ROOT
 from tests.helpers.web import login
 
@@ -56,7 +57,7 @@ def _parameter_names() -> list[str]:
     for folder in ("dashboard/web", "dashboard/queries"):
         for path in (ROOT / folder).glob("*.py"):
             names.update(pattern.findall(path.read_text()))
-    for form in vars(forms).values():
+    for form in [*vars(forms).values(), *vars(location_forms).values()]:
         if isinstance(form, type) and issubclass(form, FlaskForm) and form is not FlaskForm:
             names.update(name for name, _ in form._unbound_fields or [])
             names.update(name for name in vars(form) if not name.startswith("_")
@@ -66,7 +67,7 @@ def _parameter_names() -> list[str]:
 
 
 API_FIELDS = ["sku", "quantity", "ttl_seconds", "session_key", "customer_id", "cart_id",
-              "order_id", "reason"]
+              "order_id", "reason", "location"]
 
 
 @pytest.fixture
@@ -82,21 +83,25 @@ def world(staff_factory, product_factory, now):
     endpoint = WebhookEndpoint(url="https://hooks.example/stock", events="out_of_stock",
                                secret="s" * 32, is_active=True, created_at=now)
     db.session.add(endpoint)
+    store = create_location("STORE-1", "Fuzz store", actor=services.SYSTEM, now=now)
     db.session.commit()
     return {"endpoint_id": endpoint.id, "hold_id": hold.id, "staff_id": target.id, "client_id": client.id,
             "product_id": red.id, "alert_id": alert_id, "reservation_id": hold.id,
-            "cart_id": 1, "order_id": 1, "sku": "RED-1", "name": "expire", "token": token}
+            "location_id": store.id, "cart_id": 1, "order_id": 1, "sku": "RED-1", "name": "expire", "token": token}
 
 
 def fingerprint() -> tuple:
-    """Ledger lines, holds (and active ones), stock, staff and clients, in one query."""
+    """Ledger lines, holds (and active ones), stock, staff, clients and locations (and open
+    ones), in one query."""
     counts = [select(func.count()).select_from(model).scalar_subquery()
-              for model in (StockMovement, Reservation, StaffUser, ApiClient)]
+              for model in (StockMovement, Reservation, StaffUser, ApiClient, Location)]
     active = (select(func.count()).select_from(Reservation)
               .where(Reservation.status == "active").scalar_subquery())
+    open_locations = (select(func.count()).select_from(Location)
+                      .where(Location.is_active).scalar_subquery())
     stock = [select(func.coalesce(func.sum(column), 0)).scalar_subquery()
              for column in (Product.on_hand, Product.reserved)]
-    row = db.session.execute(select(*counts, active, *stock)).one()
+    row = db.session.execute(select(*counts, active, open_locations, *stock)).one()
     db.session.commit()
     return tuple(row)
 
