@@ -15,7 +15,8 @@ locks them, one batch at a time) and half on others; reserve latency during and 
 the sweep, and the longest batch (the longest any product stays locked by the sweep).
 
 Each mode drops and recreates the database `stockroom_bench_expire`, migrates it, and
-builds the data with bulk SQL so that `flask check` is clean. Every measurement runs on a
+builds the data with bulk SQL so that `flask check` is clean: every product has a level at
+each of 5 locations (MAIN and four stores), the holds spread over them. Every measurement runs on a
 fresh copy of it (CREATE DATABASE ... TEMPLATE), so each starts from the same state.
 
     .venv/bin/python bench/expire.py [--holds 100000 --rows 1000000 --products 20000]
@@ -41,13 +42,14 @@ from flask_migrate import upgrade  # noqa: E402
 
 from dashboard import create_app, services  # noqa: E402
 from dashboard.extensions import db  # noqa: E402
-from dashboard.models import Product, Reservation, StockMovement  # noqa: E402
+from dashboard.models import Product, Reservation, StockLevel, StockMovement  # noqa: E402
 from dashboard.services import Owner  # noqa: E402
 
 DB_NAME = "stockroom_bench_expire"
 COPY_NAME = "stockroom_bench_expire_run"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 BATCH = 2000
+LOCATIONS = 5  # MAIN (id 1, made by migration 0009) and stores 2..5
 
 
 def url(name: str) -> str:
@@ -83,17 +85,23 @@ def build(products: int, rows: int, holds: int) -> None:
     started = time.perf_counter()
     with app.app_context():
         upgrade()
-        params = {"now": NOW, "p": products, "n": rows, "every": every}
+        params = {"now": NOW, "p": products, "n": rows, "every": every, "l": LOCATIONS}
         for sql in (
+            """INSERT INTO locations (id, code, name, kind, is_active, sellable, priority,
+                                      is_default, created_at)
+               SELECT i, 'STORE-' || i, 'Store ' || i, 'store', true, true, 10 * i, false, :now
+               FROM generate_series(2, :l) AS i""",
+            "SELECT setval('locations_id_seq', :l)",
             """INSERT INTO products (id, sku, name, price, on_hand, reserved, low_stock_threshold,
                                      is_active, alert_muted, created_at, updated_at)
                SELECT i, 'SKU-' || lpad(i::text, 6, '0'), 'Product ' || i, 9.99, 0, 0, 10,
                       true, false, :now - interval '30 days', :now - interval '30 days'
                FROM generate_series(1, :p) AS i""",
             # Ended holds outnumber active ones ~9:1, as in a shop that has run for a while.
-            """INSERT INTO reservations (id, product_id, quantity, session_key, status, created_at,
-                                         expires_at, ended_at, end_reason)
-               SELECT i, 1 + abs(hashint4(i)) % :p, 1 + i % 3, 'bench-' || (i % 50000),
+            """INSERT INTO reservations (id, product_id, location_id, quantity, session_key,
+                                         status, created_at, expires_at, ended_at, end_reason)
+               SELECT i, 1 + abs(hashint4(i)) % :p, 1 + abs(hashint4(i + 7)) % :l, 1 + i % 3,
+                      'bench-' || (i % 50000),
                       CASE WHEN i % :every = 0 THEN 'active'
                            ELSE (ARRAY['released', 'expired', 'committed'])[1 + i % 3] END,
                       :now - interval '2 hours' - (i % 86400) * interval '1 second',
@@ -101,23 +109,33 @@ def build(products: int, rows: int, holds: int) -> None:
                       CASE WHEN i % :every = 0 THEN NULL ELSE :now - interval '1 hour' END,
                       CASE WHEN i % :every = 0 THEN NULL ELSE 'bench history' END
                FROM generate_series(1, :n) AS i""",
-            """UPDATE products p SET reserved = h.held, on_hand = h.held + 100
-               FROM (SELECT product_id, sum(quantity) AS held FROM reservations
-                     WHERE status = 'active' GROUP BY product_id) h
-               WHERE p.id = h.product_id""",
-            "UPDATE products SET on_hand = 100 WHERE on_hand = 0",
-            # Ledger: each product's stock arrived, each active hold was reserved. (Ended
+            # Each level: its active holds and 20 units free; the products' totals their sums.
+            """INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)
+               SELECT p.id, l.id, coalesce(h.held, 0) + 20, coalesce(h.held, 0)
+               FROM products p CROSS JOIN locations l
+               LEFT JOIN (SELECT product_id, location_id, sum(quantity) AS held
+                          FROM reservations WHERE status = 'active'
+                          GROUP BY product_id, location_id) h
+                 ON h.product_id = p.id AND h.location_id = l.id""",
+            """UPDATE products p SET reserved = s.reserved, on_hand = s.on_hand
+               FROM (SELECT product_id, sum(on_hand) AS on_hand, sum(reserved) AS reserved
+                     FROM stock_levels GROUP BY product_id) s
+               WHERE p.id = s.product_id""",
+            # Ledger: each level's stock arrived, each active hold was reserved. (Ended
             # holds' reserve/end pairs net to zero and are left out to keep the build short.)
-            """INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,
-                                            on_hand_after, reserved_after, reason, created_at)
-               SELECT id, 'receive', on_hand, 0, on_hand, 0, 'bench stock',
-                      :now - interval '30 days'
-               FROM products""",
-            """INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,
-                                            on_hand_after, reserved_after, reservation_id,
+            """INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta,
+                                            reserved_delta, on_hand_after, reserved_after,
                                             reason, created_at)
-               SELECT r.product_id, 'reserve', 0, r.quantity, p.on_hand, p.reserved, r.id,
-                      'bench hold', r.created_at
+               SELECT product_id, location_id, 'receive', on_hand, 0,
+                      sum(on_hand) OVER (PARTITION BY product_id ORDER BY location_id), 0,
+                      'bench stock',
+                      :now - interval '30 days'
+               FROM stock_levels ORDER BY product_id, location_id""",
+            """INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta,
+                                            reserved_delta, on_hand_after, reserved_after,
+                                            reservation_id, reason, created_at)
+               SELECT r.product_id, r.location_id, 'reserve', 0, r.quantity,
+                      p.on_hand, p.reserved, r.id, 'bench hold', r.created_at
                FROM reservations r JOIN products p ON p.id = r.product_id
                WHERE r.status = 'active' ORDER BY r.id""",
             "SELECT setval('products_id_seq', :p)",
@@ -160,7 +178,15 @@ WITH claimed AS (
     UPDATE reservations r
     SET status = 'expired', ended_at = :now, end_reason = 'expired: not completed in time'
     FROM claimed WHERE r.id = claimed.id AND r.status = 'active'
-    RETURNING r.id, r.product_id, r.quantity, r.order_id
+    RETURNING r.id, r.product_id, r.location_id, r.quantity, r.order_id
+), level_sums AS (
+    SELECT product_id, location_id, sum(quantity) AS quantity FROM ended
+    GROUP BY product_id, location_id
+), levels AS (
+    UPDATE stock_levels s SET reserved = s.reserved - level_sums.quantity
+    FROM level_sums
+    WHERE s.product_id = level_sums.product_id AND s.location_id = level_sums.location_id
+    RETURNING s.product_id
 ), sums AS (
     SELECT product_id, sum(quantity) AS quantity FROM ended GROUP BY product_id
 ), counters AS (
@@ -168,9 +194,10 @@ WITH claimed AS (
     FROM sums WHERE p.id = sums.product_id
     RETURNING p.id, p.on_hand, p.reserved
 )
-INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta, on_hand_after,
-                             reserved_after, reservation_id, order_id, reason, created_at)
-SELECT e.product_id, 'expire', 0, -e.quantity, c.on_hand,
+INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta, reserved_delta,
+                             on_hand_after, reserved_after, reservation_id, order_id, reason,
+                             created_at)
+SELECT e.product_id, e.location_id, 'expire', 0, -e.quantity, c.on_hand,
        c.reserved + coalesce(sum(e.quantity) OVER (
            PARTITION BY e.product_id ORDER BY e.id DESC
            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0),
@@ -217,12 +244,16 @@ def per_hold_sweep(sample: int) -> tuple[float, int]:
         for hold_id in ids:
             hold = session.get(Reservation, hold_id, with_for_update=True)
             product = session.get(Product, hold.product_id, with_for_update=True)
+            level = session.get(StockLevel, (hold.product_id, hold.location_id),
+                                with_for_update=True)
+            level.reserved -= hold.quantity
             product.reserved -= hold.quantity
             product.updated_at = NOW
             hold.status, hold.ended_at = "expired", NOW
             hold.end_reason = "expired: not completed in time"
             session.add(StockMovement(
-                product_id=product.id, kind="expire", on_hand_delta=0,
+                product_id=product.id, location_id=hold.location_id, kind="expire",
+                on_hand_delta=0,
                 reserved_delta=-hold.quantity, on_hand_after=product.on_hand,
                 reserved_after=product.reserved, reservation_id=hold.id, reason="hold expired",
                 created_at=NOW,
@@ -280,11 +311,14 @@ def mode_during_reserves(args) -> None:
         other = [pid for pid in range(1, args.products + 1) if pid not in busy][:args.threads]
         if len(other) < args.threads:
             other = hot  # every product has a hold: all reserves contend
+        # Restocked at MAIN, where holds that name no location go first.
         db.session.execute(sa.text("UPDATE products SET on_hand = on_hand + 1000000"))
         db.session.execute(sa.text(
-            "INSERT INTO stock_movements (product_id, kind, on_hand_delta, reserved_delta,"
-            " on_hand_after, reserved_after, reason, created_at)"
-            " SELECT id, 'receive', 1000000, 0, on_hand, reserved, 'bench restock', :now"
+            "UPDATE stock_levels SET on_hand = on_hand + 1000000 WHERE location_id = 1"))
+        db.session.execute(sa.text(
+            "INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta,"
+            " reserved_delta, on_hand_after, reserved_after, reason, created_at)"
+            " SELECT id, 1, 'receive', 1000000, 0, on_hand, reserved, 'bench restock', :now"
             " FROM products"), {"now": NOW})
         db.session.commit()
         db.session.remove()
