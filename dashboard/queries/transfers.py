@@ -9,6 +9,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..models import TRANSFER_STATUSES, Location, StockLevel, Transfer, TransferLine
+from ..services.limits import MAX_ID
 
 PAGE_SIZE = 50
 
@@ -39,7 +40,7 @@ def transfer_page(status: str, after: int | None) -> TransferPage:
              .order_by(Transfer.id.desc()).limit(PAGE_SIZE + 1))
     if status:
         query = query.where(Transfer.status == status)
-    if after is not None:
+    if after is not None and after <= MAX_ID:  # past every id: the newest page
         query = query.where(Transfer.id < after)
     transfers = db.session.scalars(query).all()
     shown = transfers[:PAGE_SIZE]
