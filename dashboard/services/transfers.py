@@ -33,6 +33,7 @@ from .actor import Actor
 from .alerts import evaluate_all
 from .errors import (
     InsufficientStock, InvalidInput, MoreThanInTransit, NotFound, TransferWrongState,
+    UnknownProduct,
 )
 from .ledger import Move, among, apply_deltas, lock_products
 from .locations import find_location
@@ -67,14 +68,19 @@ def _lines(lines) -> dict[int, tuple[Product, int]]:
         except (TypeError, ValueError):
             raise InvalidInput(f"line {number} must be a SKU and a quantity",
                                field="lines", line=number) from None
+        # The refusal names its line: a person fixes row 7 of 40, not "the quantity".
         try:
             found = find_product(product)
+        except UnknownProduct as error:
+            raise UnknownProduct(f"line {number}: {error.message}", line=number) from None
+        except InvalidInput as error:
+            raise InvalidInput(f"line {number}: {error.message}", field="lines",
+                               line=number) from None
+        try:
             quantity = limits.require_whole_number(quantity, "quantity", 1, limits.MAX_ADJUST)
-        except (InvalidInput, NotFound) as error:
-            error.message = f"line {number}: {error.message}"
-            error.args = (error.message,)
-            error.details["line"] = number
-            raise
+        except InvalidInput as error:
+            raise InvalidInput(f"line {number}: {error.message}", field="lines",
+                               line=number) from None
         before = merged.get(found.id, (found, 0))[1]
         if before + quantity > limits.MAX_ADJUST:
             raise InvalidInput(f"line {number}: {found.sku} would add up to more than"

@@ -133,6 +133,7 @@ def test_lines_naming_a_product_twice_are_merged(shop, actor, product_factory, n
     ("MAIN", "STORE-1", [("PEN", 10**12)], InvalidInput, "at most 1,000,000"),
     ("MAIN", "STORE-1", [("PEN", 600_000), ("PEN", 600_000)], InvalidInput, "more than 1,000,000"),
     ("MAIN", "STORE-1", [("PEN",)], InvalidInput, "a SKU and a quantity"),
+    ("MAIN", "STORE-1", [("PEN", 1), (None, 1)], InvalidInput, "line 2: sku must be text"),
     ("MAIN", "STORE-1", [("PEN", 1)] * 501, InvalidInput, "at most 500 lines"),
 ])
 def test_create_refuses_bad_input_and_saves_nothing(
