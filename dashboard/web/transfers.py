@@ -13,7 +13,7 @@ from .. import services
 from ..models import TRANSFER_STATUSES, Transfer
 from ..queries.params import whole_number_or_none
 from ..queries.transfers import (
-    PAGE_SIZE, chosen_status, open_locations, source_levels, transfer_by_id, transfer_page,
+    chosen_status, open_locations, source_levels, transfer_by_id, transfer_page,
 )
 from ..services import limits
 from ..services.errors import InvalidInput, StockroomError
@@ -37,9 +37,8 @@ def _now() -> datetime:
 def index():
     status = chosen_status(request.args.get("status"))
     after = whole_number_or_none(request.args.get("after"), max_digits=10)
-    return page("transfers/index.html", "transfers/_results.html", status=200,
-                chosen=status, statuses=TRANSFER_STATUSES, after=after,
-                result=transfer_page(status, after), page_size=PAGE_SIZE)
+    return page("transfers/index.html", "transfers/_results.html", chosen=status,
+                statuses=TRANSFER_STATUSES, after=after, result=transfer_page(status, after))
 
 
 # --- a new transfer ------------------------------------------------------------------------
