@@ -300,3 +300,38 @@ def test_ship_racing_storefront_holds_for_the_last_units_never_oversells(
         assert isinstance(results[0], InsufficientStock) and held == 5
         assert (on_hand, reserved) == (5, 5)
     assert services.check() == []
+
+
+def test_two_drafts_racing_for_the_same_last_units_ship_one(
+        wide_app, shop, actor, product_factory, now, requires_postgres):
+    pen = product_factory("PEN", on_hand=5)
+    drafts = [services.create_transfer("MAIN", "STORE-1", [("PEN", 5)], actor=actor,
+                                       now=now).id for _ in range(6)]
+
+    results = race(wide_app, len(drafts), lambda i: transfers.ship(
+        drafts[i], actor=actor, now=now).status)
+
+    assert results.count("shipped") == 1
+    assert all(isinstance(r, InsufficientStock) and "0 available" in str(r)
+               for r in results if r != "shipped"), results
+    assert level(pen.id, shop["MAIN"]) == (0, 0) and services.check() == []
+
+
+def test_a_receipt_racing_a_write_off_of_the_same_units_settles_them_once(
+        wide_app, shop, actor, product_factory, now, requires_postgres):
+    pen = product_factory("PEN", on_hand=5)
+    tid = services.create_transfer("MAIN", "STORE-1", [("PEN", 5)], actor=actor, now=now).id
+    transfers.ship(tid, actor=actor, now=now)
+
+    def work(i):
+        if i % 2:
+            return transfers.receive(tid, {"PEN": 5}, actor=actor, now=now).status
+        return transfers.write_off(tid, reason="lost", actor=actor, now=now).status
+
+    results = race(wide_app, 8, work)
+
+    assert results.count("received") == 1  # whichever came first closed the transfer
+    assert all(isinstance(r, TransferWrongState) for r in results if r != "received"), results
+    [(quantity, received, written_off)] = lines_of(tid)
+    assert (received, written_off) in ((5, 0), (0, 5))
+    assert level(pen.id, shop["STORE-1"]) == (received, 0) and services.check() == []
