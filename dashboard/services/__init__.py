@@ -6,7 +6,8 @@ Views, the API, the CLI and the scheduler all call these.
 
 - stock: `holds` (reserve, reserve a cart, release, extend, commit), `orders` (confirm,
   cancel), `expiry` (overdue holds), `stock` (adjust, count, import), `products` (find,
-  create, edit), `alerts`, `audit` (invariants, drift, repair);
+  create, edit), `locations`, `transfers` (create, ship, receive, write off, cancel),
+  `alerts`, `audit` (invariants, drift, repair);
 - the catalogue: `catalogue` (upsert one or a batch: plan, then `catalogue_writes`),
   `catalogue_fields` (what each field may hold), `catalogue_csv` (product files read and
   written), `product_import` (the CSV import's dry run and apply);
@@ -46,6 +47,8 @@ from .staff import (
     verify_password,
 )
 from .stock import ImportReport, adjust, count, import_counts
+from . import transfers  # ship, receive, write_off, cancel: services.transfers.ship(...)
+from .transfers import create_transfer
 
 __all__ = [
     "SYSTEM", "Actor", "AlertChanges", "Drift", "ExpiryResult", "ImportReport", "Owner",
@@ -53,6 +56,7 @@ __all__ = [
     "client_for_token", "end_session", "end_sessions", "staff_for_session", "start_session",
     "why_session_ended",
     "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",
+    "create_transfer", "transfers",
     "evaluate_alerts", "expire_due", "extend", "find_product", "import_counts",
     "level_of", "reconcile", "record_api_client_use", "release", "release_many", "repair",
     "reserve", "reserve_cart", "reset_password", "resolve", "set_api_client_active", "set_api_client_storefronts",

@@ -1,4 +1,5 @@
-"""Invariant checks (I1-I6), drift reconciliation, and the audited repair.
+"""Invariant checks (I1-I6, and transfers' units in transit), drift reconciliation, and
+the audited repair.
 
 Drift (I2: reserved vs active holds, I3: counters vs ledger sums) is found by one pair of
 queries; `check` reports it as invariant violations, `reconcile` as drift to repair.
@@ -8,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy import and_, case, func, or_, select, true, update
 
 from ..extensions import db
-from ..models import Location, Product, Reservation, StockAlert, StockLevel, StockMovement
+from ..models import (
+    Location, Product, Reservation, StockAlert, StockLevel, StockMovement, Transfer, TransferLine,
+)
 from .actor import Actor
 from .alerts import UNRESOLVED, evaluate_all, level_sql
 from .ledger import Move, apply_deltas, record
@@ -146,6 +149,7 @@ def check() -> list[str]:
         *_alerts_duplicated(),
         *_alerts_wrong(),
         *_holds_ended_wrongly(),
+        *_transfers_wrong(),
     ]
 
 
@@ -230,6 +234,37 @@ def _holds_ended_wrongly() -> list[str]:
           for rid, status in inconsistent),
         *(f"I6 hold {rid}: ended {n} times in the ledger" for rid, n in ended_twice),
     ]
+
+
+def _transfers_wrong() -> list[str]:
+    """Units in transit are in no level (services.transfers), so the transfer's lines must
+    account for them: received plus written off within the quantity (a database CHECK
+    too), and the ledger's transfer lines matching what was shipped and received."""
+    moved = (select(StockMovement.transfer_id, StockMovement.product_id,
+                    func.sum(case((StockMovement.kind == "transfer_out",
+                                   -StockMovement.on_hand_delta), else_=0)).label("out"),
+                    func.sum(case((StockMovement.kind == "transfer_in",
+                                   StockMovement.on_hand_delta), else_=0)).label("in_"))
+             .where(StockMovement.transfer_id.is_not(None))
+             .group_by(StockMovement.transfer_id, StockMovement.product_id).subquery())
+    shipped = case((Transfer.status.in_(("shipped", "received")), TransferLine.quantity),
+                   else_=0)
+    out, in_ = func.coalesce(moved.c.out, 0), func.coalesce(moved.c.in_, 0)
+    rows = db.session.execute(
+        select(Transfer.id, Product.sku, TransferLine.quantity, TransferLine.received,
+               TransferLine.written_off, out, in_, shipped)
+        .join(TransferLine, TransferLine.transfer_id == Transfer.id)
+        .join(Product, Product.id == TransferLine.product_id)
+        .outerjoin(moved, and_(moved.c.transfer_id == Transfer.id,
+                               moved.c.product_id == TransferLine.product_id))
+        .where(or_(TransferLine.received < 0, TransferLine.written_off < 0,
+                   TransferLine.received + TransferLine.written_off > TransferLine.quantity,
+                   out != shipped, in_ != TransferLine.received))
+        .order_by(Transfer.id, TransferLine.product_id).limit(100))
+    return [f"transfer T-{tid:05d} {sku}: quantity {quantity}, received {received}, written"
+            f" off {written_off}; the ledger shipped {int(out_)} (expected {int(expected)}) and"
+            f" received {int(in__)}"
+            for tid, sku, quantity, received, written_off, out_, in__, expected in rows]
 
 
 @transactional

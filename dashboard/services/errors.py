@@ -121,6 +121,23 @@ class ImportRejected(StockroomError):
         self.report = report
 
 
+class TransferWrongState(StockroomError):
+    """A transfer step its status does not allow (shipping a shipped one, cancelling one in
+    transit): typically another staff member acted first."""
+
+    code = "transfer_wrong_state"
+
+    def __init__(self, message: str, status: str):
+        super().__init__(message, status=status)
+        self.status = status
+
+
+class MoreThanInTransit(StockroomError):
+    """Receiving or writing off more units of a line than are on their way."""
+
+    code = "more_than_in_transit"
+
+
 class Conflict(StockroomError):
     """A uniqueness clash a person can fix (an email or client name already taken)."""
 

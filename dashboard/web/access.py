@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 # permission -> roles that have it; "see everything" needs only a signed-in staff member.
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "edit_stock": ("merchandiser", "manager", "admin"),  # adjust, count, import, products
+    "move_stock": ("merchandiser", "manager", "admin"),  # transfers between locations
     "manage_holds": ("support", "manager", "admin"),  # release, extend
     "manage_alerts": ("manager", "admin"),  # acknowledge, resolve
     "run_jobs": ("manager", "admin"),  # run a job now, reconcile repair
@@ -19,6 +20,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
 
 FORBIDDEN_MESSAGES = {
     "edit_stock": "Only merchandisers, managers and admins can change stock.",
+    "move_stock": "Only merchandisers, managers and admins can move stock between locations.",
     "manage_holds": "Only support staff, managers and admins can release or extend holds.",
     "manage_alerts": "Only managers and admins can acknowledge or resolve alerts.",
     "run_jobs": "Only managers and admins can run jobs or repair drift.",

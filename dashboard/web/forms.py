@@ -15,6 +15,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
+    FieldList,
+    Form,
+    FormField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -35,7 +38,9 @@ from wtforms.validators import (
 
 from ..models import ROLES
 from ..services import limits
+from ..services.errors import InvalidInput
 from ..services.staff import EMAIL, MIN_PASSWORD
+from ..services.transfers import MAX_LINES
 
 # Control characters (NUL above all: PostgreSQL text cannot hold it) are never typed by a person.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -222,3 +227,79 @@ class ApiClientForm(FlaskForm):
     name = StringField("Name", filters=[_strip],
                        validators=[DataRequired("Enter a name."), Length(max=100), printable])
     all_storefronts = BooleanField("May act on every storefront's carts, orders and holds")
+
+
+class TransferLineForm(Form):
+    """One row of a new transfer: a SKU and how many units. A blank row is left out."""
+
+    sku = StringField("SKU", filters=[_strip], validators=[
+        Length(max=limits.MAX_SKU, message=f"a SKU is at most {limits.MAX_SKU} characters"),
+        printable])
+    quantity = StringField("Quantity", filters=[_strip], validators=[
+        Length(max=20, message=f"quantity must be a whole number up to {limits.MAX_ADJUST:,}")])
+
+    @property
+    def blank(self) -> bool:
+        return not self.sku.data and not self.quantity.data
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if not valid or self.blank:
+            return valid
+        if not self.sku.data:
+            self.sku.errors.append("enter the SKU of these units")
+            return False
+        try:
+            self.quantity.data = limits.require_whole_number(
+                self.quantity.data, "quantity", 1, limits.MAX_ADJUST)
+        except InvalidInput as error:
+            self.quantity.errors.append(error.message)
+            return False
+        return True
+
+
+class TransferForm(FlaskForm):
+    lines_error: str | None = None
+    source = SelectField("From", choices=[])
+    destination = SelectField("To", choices=[])
+    note = StringField("Note", filters=[_strip],
+                       validators=[Optional(), at_most_reason_length, printable])
+    # One more than allowed, so a longer list is refused with a sentence rather than cut.
+    lines = FieldList(FormField(TransferLineForm), min_entries=10, max_entries=MAX_LINES + 1)
+
+    def validate_destination(self, field):
+        if field.data and field.data == self.source.data:
+            raise ValidationError("choose a different location from the source")
+
+    def validate(self, extra_validators=None) -> bool:
+        """The fields, then the lines as a whole: `lines_error` says what is wrong with them."""
+        valid = super().validate(extra_validators)
+        filled = [entry for entry in self.lines.entries if not entry.form.blank]
+        self.lines_error = None
+        if len(self.lines.entries) > MAX_LINES:
+            self.lines_error = f"a transfer has at most {MAX_LINES} lines; split it"
+        elif not filled:
+            self.lines_error = "enter at least one SKU and quantity"
+        return valid and self.lines_error is None
+
+    @property
+    def first_error(self) -> str:
+        for field in (self.source, self.destination, self.note):
+            if field.errors:
+                return f"{field.label.text}: {field.errors[0]}"
+        for number, entry in enumerate(self.lines.entries, start=1):
+            for field in (entry.form.sku, entry.form.quantity):
+                if field.errors:  # "must ..." needs its field's name; the rest name it
+                    error = field.errors[0]
+                    said = f"{field.label.text} {error}" if error.startswith("must") else error
+                    return f"line {number}: {said}"
+        return f"{self.lines_error}" if self.lines_error else first_error(self)
+
+    @property
+    def filled_lines(self) -> list[tuple[str, int]]:
+        return [(entry.form.sku.data, entry.form.quantity.data)
+                for entry in self.lines.entries if not entry.form.blank]
+
+
+class TransferStepForm(FlaskForm):
+    """Ship, cancel or receive a transfer: the CSRF token (receipts' figures are per line)."""

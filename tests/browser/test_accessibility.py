@@ -15,6 +15,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.services import Owner
 from dashboard.services.jobs import run_job
+from dashboard.services.locations import create_location
 from tests.helpers.web import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -28,6 +29,7 @@ PAGES = [
     "/stock/products-import", "/holds", "/holds?filter=stuck", "/alerts?tab=open",
     "/alerts?tab=acknowledged", "/alerts?tab=resolved", "/activity", "/jobs",
     "/jobs/reconcile/drift", "/admin/staff", "/admin/api-clients", "/account",
+    "/transfers", "/transfers/new?sku=RED-1", "/transfers/1", "/transfers/2",
 ]
 
 
@@ -44,6 +46,14 @@ def _shop(staff_factory, product_factory):
     product_factory("LOW-1", name="Low sock", on_hand=2, threshold=5)
     product_factory("OUT-1", name="Out hat", on_hand=0, threshold=5)
     services.create_api_client("Web shop", now=now)
+    # Transfers: a draft (1) and one in transit, partly received (2).
+    create_location("STORE-1", "High Street store", kind="store", actor=merch, now=now)
+    services.create_transfer("MAIN", "STORE-1", [("RED-1", 50), ("LOW-1", 1)], "window",
+                             actor=merch, now=now)
+    shipped = services.create_transfer("MAIN", "STORE-1", [("RED-1", 3), ("LOW-1", 1)],
+                                       actor=merch, now=now).id
+    services.transfers.ship(shipped, actor=merch, now=now)
+    services.transfers.receive(shipped, {"RED-1": 1}, actor=merch, now=now)
     services.evaluate_alerts(now=now)
     run_job("reconcile", now=now)
     db.session.commit()

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import (
-    ApiClient, JobRun, Location, Product, Reservation, StaffSession, StaffUser, StockAlert, StockMovement,
+    ApiClient, JobRun, Location, Product, Reservation, StaffSession, StaffUser, StockAlert,
+    StockMovement, Transfer, TransferLine,
 )
 from dashboard.services import SYSTEM, Owner
 from dashboard.services.locations import create_location
@@ -90,6 +91,16 @@ ACTIONS = [
     ("notification settings page", "GET", "/account/notifications", None, "own_account", False),
     ("save notification settings", "POST", "/account/notifications",
      {"mode": "immediate", "everything": "y"}, "own_account", False),
+    ("transfer form", "GET", "/transfers/new?sku=TRF-1", None, "move_stock", False),
+    ("create transfer", "POST", "/transfers/new",
+     {"source": "MAIN", "destination": "STORE-1", "lines-0-sku": "TRF-1", "lines-0-quantity": "1"},
+     "move_stock", True),
+    ("ship transfer", "POST", "/transfers/{draft}/ship", {}, "move_stock", True),
+    ("receive transfer", "POST", "/transfers/{shipped}/receive", {"received-{tpid}": "1"},
+     "move_stock", True),
+    ("write off transfer", "POST", "/transfers/{shipped}/write-off", {"reason": "authz"},
+     "move_stock", True),
+    ("cancel transfer", "POST", "/transfers/{cancel}/cancel", {}, "move_stock", True),
     ("who receives what", "GET", "/admin/notifications", None, "manage_staff", False),
     ("webhooks page", "GET", "/admin/webhooks", None, "manage_staff", False),
     ("add webhook", "POST", "/admin/webhooks",
@@ -99,7 +110,8 @@ ACTIONS = [
 PAGES = [
     "/", "/overview/tiles", "/stock", "/stock?filter=low", "/products/RED-1", "/holds",
     "/holds?filter=stuck", "/alerts?tab=open", "/alerts?tab=resolved", "/activity", "/activity.csv",
-    "/jobs", "/stock?category=Kitchen", "/stock/products.csv",
+    "/jobs", "/stock?category=Kitchen", "/stock/products.csv", "/transfers",
+    "/transfers?status=shipped",
 ]
 PRODUCTS_CSV = b"SKU,Name,Qty\nNEW-2,New two,4\n"
 
@@ -116,8 +128,15 @@ def world(staff_factory, product_factory):
     services.start_session(target.id, remember=False, user_agent=None, ip=None, now=now)
     client_row, _token = services.create_api_client("authz client", now=now)
     store = create_location("STORE-1", "Authz store", kind="store", actor=SYSTEM, now=now)
+    # Transfers of a product of their own, so no other action's figures move.
+    moved = product_factory("TRF-1", on_hand=10, threshold=0)
+    draft, shipped, cancel = (
+        services.create_transfer("MAIN", "STORE-1", [("TRF-1", 2)], actor=SYSTEM, now=now).id
+        for _ in range(3))
+    services.transfers.ship(shipped, actor=SYSTEM, now=now)
     return {"pid": red.id, "hid": hold.id, "aid": alert.id, "sid": target.id, "cid": client_row.id,
-            "lid": store.id}
+            "lid": store.id, "tpid": moved.id, "draft": draft, "shipped": shipped,
+            "cancel": cancel}
 
 
 def fingerprint() -> tuple:
@@ -140,6 +159,9 @@ def fingerprint() -> tuple:
              Location.is_default, order=Location.id),
         db.session.scalar(select(func.count()).select_from(JobRun)),
         db.session.scalar(select(func.count()).select_from(StockMovement)),
+        rows(Transfer.id, Transfer.status, order=Transfer.id),
+        rows(TransferLine.id, TransferLine.received, TransferLine.written_off,
+             order=TransferLine.id),
     )
 
 
@@ -157,7 +179,7 @@ def perform(client, action, ids, headers=None):
             form["digest"] = hashlib.sha256(PRODUCTS_CSV).hexdigest()
         return client.post(url, headers=headers or {}, content_type="multipart/form-data",
                            data=form)
-    form = {k: v.format(**ids) for k, v in data.items()}
+    form = {k.format(**ids): v.format(**ids) for k, v in data.items()}
     return client.post(url, data=form, headers=headers or {})
 
 

@@ -23,7 +23,7 @@ from dashboard.extensions import db
 from dashboard.models import (
     ApiClient, Location, Product, Reservation, StaffUser, StockMovement, WebhookEndpoint,
 )
-from dashboard.services import Owner
+from dashboard.services import SYSTEM, Owner
 from dashboard.services.locations import create_location
 from dashboard.web import forms, location_forms
 from tests.helpers.app import ROOT
@@ -83,9 +83,10 @@ def world(staff_factory, product_factory, now):
     endpoint = WebhookEndpoint(url="https://hooks.example/stock", events="out_of_stock",
                                secret="s" * 32, is_active=True, created_at=now)
     db.session.add(endpoint)
-    store = create_location("STORE-1", "Fuzz store", actor=services.SYSTEM, now=now)
+    store = create_location("STORE-1", "Fuzz store", actor=SYSTEM, now=now)
+    transfer = services.create_transfer("MAIN", "STORE-1", [("RED-1", 1)], actor=SYSTEM, now=now)
     db.session.commit()
-    return {"endpoint_id": endpoint.id, "hold_id": hold.id, "staff_id": target.id, "client_id": client.id,
+    return {"endpoint_id": endpoint.id, "transfer_id": transfer.id, "hold_id": hold.id, "staff_id": target.id, "client_id": client.id,
             "product_id": red.id, "alert_id": alert_id, "reservation_id": hold.id,
             "location_id": store.id, "cart_id": 1, "order_id": 1, "sku": "RED-1", "name": "expire", "token": token}
 
