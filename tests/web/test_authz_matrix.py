@@ -93,7 +93,7 @@ ACTIONS = [
      {"mode": "immediate", "everything": "y"}, "own_account", False),
     ("transfer form", "GET", "/transfers/new?sku=TRF-1", None, "move_stock", False),
     ("create transfer", "POST", "/transfers/new",
-     {"source": "MAIN", "destination": "STORE-1", "lines-0-sku": "TRF-1", "lines-0-quantity": "1"},
+     {"source": "MAIN", "destination": "STORE-2", "lines-0-sku": "TRF-1", "lines-0-quantity": "1"},
      "move_stock", True),
     ("ship transfer", "POST", "/transfers/{draft}/ship", {}, "move_stock", True),
     ("receive transfer", "POST", "/transfers/{shipped}/receive", {"received-{tpid}": "1"},
@@ -128,10 +128,12 @@ def world(staff_factory, product_factory):
     services.start_session(target.id, remember=False, user_agent=None, ip=None, now=now)
     client_row, _token = services.create_api_client("authz client", now=now)
     store = create_location("STORE-1", "Authz store", kind="store", actor=SYSTEM, now=now)
-    # Transfers of a product of their own, so no other action's figures move.
+    # Transfers of a product of their own, to a store of their own (an open transfer keeps a
+    # location from closing), so no other action's figures move.
+    create_location("STORE-2", "Authz transfers", kind="store", actor=SYSTEM, now=now)
     moved = product_factory("TRF-1", on_hand=10, threshold=0)
     draft, shipped, cancel = (
-        services.create_transfer("MAIN", "STORE-1", [("TRF-1", 2)], actor=SYSTEM, now=now).id
+        services.create_transfer("MAIN", "STORE-2", [("TRF-1", 2)], actor=SYSTEM, now=now).id
         for _ in range(3))
     services.transfers.ship(shipped, actor=SYSTEM, now=now)
     return {"pid": red.id, "hid": hold.id, "aid": alert.id, "sid": target.id, "cid": client_row.id,
