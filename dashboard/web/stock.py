@@ -12,10 +12,12 @@ from .. import services
 from ..models import Product
 from ..queries.catalogue import categories, product_for_code
 from ..queries.params import whole_number_or_none
-from ..queries.stock import PAGE_SIZE, StockQuery, product_by_id, reread_product, stock_page, unresolved_alert
+from ..queries.stock import (MAX_LOCATION_COLUMNS, PAGE_SIZE, StockQuery, product_by_id,
+                              reread_product, stock_page, unresolved_alert)
 from ..services.alerts import level_of
 from ..services.wording import plural
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
+from ..services.locations import UnknownLocation, all_locations, find_location
 from .access import require
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
 from .htmx import is_htmx, page, refused, row_answer, trigger
@@ -38,10 +40,22 @@ def index():
         if sku is not None:
             return redirect(url_for("products.show", sku=sku))
     start = whole_number_or_none(request.args.get("start"), max_digits=9) or 1
-    result = stock_page(query, request.args.get("after"), request.args.get("before"), start)
+    locations = all_locations(active_only=True)
+    location, unknown_location = None, None
+    if query.location:
+        try:
+            location = find_location(query.location)
+        except UnknownLocation:
+            # A stale bookmark or a typed code: say so and show every location.
+            unknown_location, query.location = query.location, ""
+    columns = (locations if location is None and 1 < len(locations) <= MAX_LOCATION_COLUMNS
+               else [])
+    result = stock_page(query, request.args.get("after"), request.args.get("before"), start,
+                        location=location, columns=columns)
     return page("stock/index.html", "stock/_results.html", query=query, result=result,
                 back=request.full_path, level_of=level_of, categories=categories(),
-                page_size=PAGE_SIZE)
+                page_size=PAGE_SIZE, locations=locations, location=location,
+                unknown_location=unknown_location)
 
 
 # --- adjust and count (the row's panel) --------------------------------------------------
