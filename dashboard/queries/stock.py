@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from sqlalchemy import and_, case, func, select, tuple_
+from sqlalchemy.orm import contains_eager
 
 from ..extensions import db
 from ..models import Location, Product, StockAlert, StockLevel
@@ -82,8 +83,9 @@ class AtLocation:
     """A product as one location's list shows it: its figures there in place of the totals
     (everything else is the product's)."""
 
-    def __init__(self, product: Product, on_hand: int, reserved: int):
+    def __init__(self, product: Product, on_hand: int, reserved: int, location_code: str = ""):
         self.product, self.on_hand, self.reserved = product, on_hand, reserved
+        self.location_code = location_code  # the row's panel changes stock there
 
     @property
     def available(self) -> int:
@@ -249,6 +251,8 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None,
     first_page = (position is None and back is None) or (back is not None and not more)
     start = 1 if first_page else max(1, start)
     start = max(1, min(start, tab_counts[query.filter] - len(rows) + 1))
+    for row in rows if location is not None else ():
+        row.location_code = location.code
     ids = [p.id for p in rows]
     columns = columns or []
     return StockPage(rows, unresolved_alerts(ids), next_cursor, previous_cursor,
@@ -332,6 +336,12 @@ def _found_counts(query: StockQuery, location_id: int | None = None) -> dict[str
     return {"all": every, "low": low, "out": out, "inactive": inactive}
 
 
+def location_columns(locations: list[Location]) -> list[Location]:
+    """The locations the list of all locations gives a column each: none with one location
+    (nothing to tell apart), none past MAX_LOCATION_COLUMNS (choose one instead)."""
+    return locations if 1 < len(locations) <= MAX_LOCATION_COLUMNS else []
+
+
 def available_at(product_ids: list[int], location_ids: list[int]) -> dict[int, dict[int, int]]:
     """Each product's available units at each of these locations, by product id then
     location id: one statement for a page's rows (the primary key of stock_levels)."""
@@ -361,6 +371,31 @@ def unresolved_alerts(product_ids: list[int]) -> dict[int, StockAlert]:
 
 def unresolved_alert(product_id: int) -> StockAlert | None:
     return unresolved_alerts([product_id]).get(product_id)
+
+
+def several_locations() -> bool:
+    """Whether the shop keeps stock at more than one open location (else pages leave the
+    location unsaid, as before locations existed)."""
+    return db.session.scalar(
+        select(func.count()).select_from(Location).where(Location.is_active)) > 1
+
+
+def level_at(product_id: int, location_id: int) -> StockLevel:
+    """The product's level at the location as the database has it now."""
+    return db.session.scalars(
+        select(StockLevel).where(StockLevel.product_id == product_id,
+                                 StockLevel.location_id == location_id)
+        .execution_options(populate_existing=True)).one()
+
+
+def levels_of(product_id: int) -> list[StockLevel]:
+    """The product's levels at the open locations, in allocation order (with their location)."""
+    return list(db.session.scalars(
+        select(StockLevel).join(Location, Location.id == StockLevel.location_id)
+        .where(StockLevel.product_id == product_id, Location.is_active)
+        .order_by(Location.priority, Location.id)
+        .options(contains_eager(StockLevel.location))
+        .execution_options(populate_existing=True)))
 
 
 def product_by_id(product_id: int) -> Product | None:

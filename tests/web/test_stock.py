@@ -694,3 +694,28 @@ def test_unknown_location_says_so_and_shows_all(client, merchandiser, product_fa
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "There is no location" in body and "<b>" not in body
     assert _figures(_row(body, "BOTH-1"))[:3] == ["11", "1", "10"]
+
+
+def test_the_panel_of_a_list_at_a_location_changes_stock_there(client, merchandiser, product_factory, now):
+    both = _shop_with_a_store(now, product_factory)
+    list_body = client.get("/stock?location=STORE-1", headers=HX).get_data(as_text=True)
+    assert f"/stock/{both.id}/change?location=STORE-1" in list_body
+    panel = client.get(f"/stock/{both.id}/change?location=STORE-1", headers=HX).get_data(as_text=True)
+    assert "At STORE-1" in panel and 'name="location" value="STORE-1"' in panel
+    assert 'name="expected" value="3"' in panel
+    answer = client.post(f"/stock/{both.id}/adjust", headers=HX, data={
+        "delta": "2", "reason": "delivery", "location": "STORE-1", "next": "/stock?location=STORE-1"})
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and _figures(_row(body, "BOTH-1")) == ["5", "1", "4", "2"]
+    assert client.get(f"/stock/{both.id}/change?location=NOWHERE", headers=HX).status_code == 404
+
+
+def test_the_panel_of_all_locations_says_it_changes_the_default(client, merchandiser, product_factory, now):
+    both = _shop_with_a_store(now, product_factory)
+    panel = client.get(f"/stock/{both.id}/change", headers=HX).get_data(as_text=True)
+    assert "At MAIN" in panel and "the default location" in panel and 'name="expected" value="8"' in panel
+    answer = client.post(f"/stock/{both.id}/count", headers=HX, data={
+        "counted": "6", "expected": "8", "next": "/stock"})
+    body = answer.get_data(as_text=True)
+    # The row keeps the totals and a column per location.
+    assert answer.status_code == 200 and _figures(_row(body, "BOTH-1")) == ["9", "1", "8", "6", "2", "2"]
