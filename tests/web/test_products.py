@@ -265,6 +265,7 @@ def test_product_page_has_a_row_per_location_with_its_forms(client, merchandiser
     assert re.findall(r'<td class="num">([\d,]+)</td>', row) == ["4", "1", "3"]
     assert row.count('name="location" value="STORE-1"') == 2 and 'name="expected" value="4"' in row
     assert 'href="/transfers/new?sku=RED-1&amp;source=STORE-1"' in row
+    assert re.search(r'<td class="num">\d+</td><td>STORE-1</td><td class="num">1</td>', body)  # the hold
     main = re.search(r'<tr id="level-MAIN">.*?</tr>', body, re.S).group(0)
     assert 'name="expected" value="10"' in main
 
