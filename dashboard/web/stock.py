@@ -243,7 +243,7 @@ def _field_error(form, error: StockroomError, default_field: str) -> None:
 @bp.get("/stock/import")
 @require("edit_stock")
 def import_form():
-    return page("stock/import.html", form=ImportForm(formdata=None), report=None)
+    return _import_page(form=ImportForm(formdata=None), report=None)
 
 
 @bp.post("/stock/import")
@@ -254,25 +254,30 @@ def import_counts():
         return _apply_import(actor, now)
     form = ImportForm()
     if not form.validate_on_submit():
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     raw = form.file.data.read(MAX_IMPORT_BYTES + 1)
     if len(raw) > MAX_IMPORT_BYTES:
         form.file.errors.append(f"the file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB; split it")
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     try:
         text = raw.decode("utf-8-sig")
         if "\x00" in text:
             raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
     except UnicodeDecodeError:
         form.file.errors.append("the file is not UTF-8 text; save it as CSV (UTF-8)")
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     try:
         report = services.import_counts(text, actor=actor, now=now, apply=False)
     except InvalidInput as error:
         form.file.errors.append(error.message)
-        return page("stock/import.html", status=422, form=form, report=None)
-    return page("stock/import.html", form=ImportForm(formdata=None), report=report,
+        return _import_page(status=422, form=form, report=None)
+    return _import_page(form=ImportForm(formdata=None), report=report,
                 apply_form=_apply_form(text, report), file_name=form.file.data.filename)
+
+
+def _import_page(**context):
+    """The import page: its help and report name the default location."""
+    return page("stock/import.html", default_location=find_location(None), **context)
 
 
 def _apply_form(text: str, report) -> ApplyImportForm:
@@ -287,18 +292,18 @@ def _apply_import(actor, now):
     form = ImportForm(formdata=None)
     if not apply_form.validate_on_submit():
         flash(first_error(apply_form), "error")
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     try:
         report = services.import_counts(apply_form.csv_text.data, actor=actor, now=now,
                                         apply=True, on_hand_seen=apply_form.seen)
     except ImportRejected as error:
         # Stock moved between the check and the apply: show the fresh report, nothing applied;
         # its form carries the new figures, so applying again confirms them.
-        return page("stock/import.html", status=409, form=form, report=error.report,
+        return _import_page(status=409, form=form, report=error.report,
                     apply_form=_apply_form(apply_form.csv_text.data, error.report),
                     error=error.message)
     except InvalidInput as error:
-        return page("stock/import.html", status=422, form=form, report=None, error=error.message)
+        return _import_page(status=422, form=form, report=None, error=error.message)
     matched = len(report.rows) - len(report.changes)
     flash(f"Import applied: {plural(len(report.changes), 'product')} changed, "
           f"{matched:,} already matched.", "success")

@@ -719,3 +719,18 @@ def test_the_panel_of_all_locations_says_it_changes_the_default(client, merchand
     body = answer.get_data(as_text=True)
     # The row keeps the totals and a column per location.
     assert answer.status_code == 200 and _figures(_row(body, "BOTH-1")) == ["9", "1", "8", "6", "2", "2"]
+
+
+def test_import_with_a_location_column_checks_and_applies_per_location(client, merchandiser, product_factory, now):
+    both = _shop_with_a_store(now, product_factory)
+    assert "<code>location</code> column" in client.get("/stock/import").get_data(as_text=True)
+    checked = _upload(client, "sku,on_hand,location\nBOTH-1,5,STORE-1\nBOTH-1,8,\nBOTH-1,1,NOWHERE\n")
+    body = checked.get_data(as_text=True)
+    assert checked.status_code == 200 and "<th>Location</th>" in body
+    assert "unknown location NOWHERE" in body and "<td>MAIN</td>" in body
+    good = _upload(client, "sku,on_hand,location\nBOTH-1,5,STORE-1\n").get_data(as_text=True)
+    seen = re.search(r'name="on_hand_seen"[^>]*value="([^"]*)"|value="([^"]*)"[^>]*name="on_hand_seen"', good)
+    applied = client.post("/stock/import", data={
+        "step": "apply", "csv_text": "sku,on_hand,location\nBOTH-1,5,STORE-1\n",
+        "on_hand_seen": seen.group(1) or seen.group(2)})
+    assert applied.status_code == 302 and fresh(both.id).on_hand == 13
