@@ -13,8 +13,8 @@ from ..models import Location, Product
 from ..queries.catalogue import categories, product_for_code
 from ..queries.params import whole_number_or_none
 from ..queries.stock import (PAGE_SIZE, AtLocation, StockQuery, available_at, level_at,
-                              location_columns, product_by_id, reread_product, several_locations, stock_page,
-                              unresolved_alert)
+                              location_columns, product_by_id, reread_product,
+                              several_locations, stock_page, unresolved_alert)
 from ..services.alerts import level_of
 from ..services.wording import plural
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
@@ -83,7 +83,7 @@ def change(product_id: int):
     code = request.args.get("location", "")
     try:
         place = find_location(code or None)
-    except (UnknownLocation, InvalidInput):
+    except UnknownLocation:
         abort(404, description=f"There is no location {code[:20]!r}.")
     return page("stock/row_page.html", "stock/_change.html", product=product, back=back,
                 **_where(product, place, named=bool(code)))
@@ -100,7 +100,7 @@ def _place_of(form) -> tuple[Location | None, str | None]:
     """The location a form names (the default when it names none), or the refusal."""
     try:
         return find_location(form.location.data or None), None
-    except (UnknownLocation, InvalidInput) as error:
+    except UnknownLocation as error:
         return None, error.message
 
 
@@ -152,11 +152,11 @@ def _signed(delta: int) -> str:
 def adjust(product_id: int):
     product = _product_or_404(product_id)
     form = AdjustForm()
-    if not form.validate_on_submit():
-        return _refusal(product, first_error(form), adjust_form=form)
     place, unknown = _place_of(form)
     if place is None:
         return _refusal(product, unknown, adjust_form=form)
+    if not form.validate_on_submit():
+        return _refusal(product, first_error(form), adjust_form=form, place=place)
     before, alert_before = level_at(product.id, place.id).on_hand, _alert_kind(product.id)
     try:
         product = services.adjust(
@@ -184,13 +184,14 @@ def _at(place: Location) -> str:
 def count(product_id: int):
     product = _product_or_404(product_id)
     form = CountForm()
-    if not form.validate_on_submit():
-        # Keep the figure the counter saw, so a later save still detects a change since then.
-        expected = form.expected.data if not form.expected.errors else None
-        return _refusal(product, first_error(form), count_form=form, expected=expected)
     place, unknown = _place_of(form)
     if place is None:
         return _refusal(product, unknown, count_form=form, expected=form.expected.data)
+    if not form.validate_on_submit():
+        # Keep the figure the counter saw, so a later save still detects a change since then.
+        expected = form.expected.data if not form.expected.errors else None
+        return _refusal(product, first_error(form), count_form=form, expected=expected,
+                        place=place)
     alert_before = _alert_kind(product.id)
     try:
         product = services.count(

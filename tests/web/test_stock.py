@@ -708,6 +708,11 @@ def test_the_panel_of_a_list_at_a_location_changes_stock_there(client, merchandi
     body = answer.get_data(as_text=True)
     assert answer.status_code == 200 and _figures(_row(body, "BOTH-1")) == ["5", "1", "4", "2"]
     assert client.get(f"/stock/{both.id}/change?location=NOWHERE", headers=HX).status_code == 404
+    # A form error keeps the panel at its location, so the retry changes stock there too.
+    refused = client.post(f"/stock/{both.id}/adjust", headers=HX, data={
+        "delta": "0", "reason": "x", "location": "STORE-1", "next": "/stock?location=STORE-1"})
+    assert refused.status_code == 422
+    assert 'name="location" value="STORE-1"' in refused.get_data(as_text=True)
 
 
 def test_the_panel_of_all_locations_says_it_changes_the_default(client, merchandiser, product_factory, now):
