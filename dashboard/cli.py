@@ -100,7 +100,8 @@ def api_client_create(name: str, all_storefronts: bool):
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--apply", is_flag=True, help="Apply the changes (default: dry run).")
 def import_counts_command(file, apply: bool):
-    """Import a CSV (`sku,on_hand` absolute counts or `sku,delta`); dry run unless --apply."""
+    """Import a CSV (`sku,on_hand` absolute counts or `sku,delta`, optionally with a
+    `location` column: the default location when absent); dry run unless --apply."""
     text = file.read()
     try:
         report = services.import_counts(text, actor=SYSTEM, now=_now(), apply=apply)
@@ -122,8 +123,9 @@ def _print_import(report) -> None:
         if row.error:
             click.echo(f"line {row.line}: {row.sku or '(empty)'}: ERROR {row.error}")
         elif row.delta:
+            at = f" at {row.location.upper()}" if row.location else ""
             click.echo(
-                f"line {row.line}: {row.sku}: {row.on_hand_before} -> {row.on_hand_after}"
+                f"line {row.line}: {row.sku}{at}: {row.on_hand_before} -> {row.on_hand_after}"
                 f" ({row.delta:+d})"
             )
 

@@ -2,7 +2,9 @@
 
 About 500 products over six departments with a spread of stock levels, two weeks of stock
 history, carts, orders in every status, active holds expiring over the next 30 minutes, a
-few stuck ones of each kind, and open, acknowledged and resolved alerts.
+few stuck ones of each kind, and open, acknowledged and resolved alerts. The shop keeps
+stock at four locations: MAIN (the default), a second warehouse that does not sell, and two
+stores, with holds at MAIN and at both stores.
 """
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ from . import services
 from .extensions import db
 from .models import (
     ApiClient, Cart, CartItem, Order, OrderItem, Product, Reservation, StaffUser, StockAlert,
-    StockMovement,
+    StockLevel, StockMovement,
 )
 from .services import Actor, Owner
 from .services.catalogue import upsert_products
 from .services.catalogue_fields import gtin_check_digit
 from .services.errors import StockroomError
+from .services.locations import create_location, default_location, update_location
 from .services.transaction import transaction
 
 DEMO_PASSWORD = "stockroom-demo"
@@ -96,6 +99,14 @@ def reset_all() -> None:
         db.session.execute(text("DELETE FROM locations WHERE NOT is_default"))
 
 
+# Besides MAIN: (code, name, kind, sellable, priority). The back-room warehouse keeps
+# overflow stock the storefront may not hold; the stores sell, after MAIN.
+LOCATIONS = [
+    ("NORTH", "North warehouse", "warehouse", False, 10),
+    ("STORE-1", "High Street store", "store", True, 20),
+    ("STORE-2", "Station store", "store", True, 30),
+]
+
 SUPPLIERS = ["Northwind Trading", "Acme Wholesale", "Blue Harbor Goods", "Fjord & Field",
              "Kestrel Supply Co.", "Lumen Makers"]
 
@@ -137,6 +148,8 @@ class _Shop:
     products: list[Product] = field(default_factory=list)
     sellable: list[Product] = field(default_factory=list)
     carts: list[Cart] = field(default_factory=list)
+    # The products each store received stock of (the storefront holds some there).
+    at_store: dict[str, list[Product]] = field(default_factory=dict)
 
 
 STEPS = 8  # what `load` reports through `progress`
@@ -151,6 +164,7 @@ def load(now: datetime, seed: int = 7, progress=lambda step, what: None) -> str:
     shop, token = _open_shop(random.Random(seed), now)
     progress(2, "stocking the catalogue")
     selling_down = _stock_the_catalogue(shop)
+    _spread_over_locations(shop, sold_down={product.id for product, _ in selling_down})
     progress(3, "selling some products down to low and out of stock")
     _sell_down(shop, selling_down)
     progress(4, "writing a fortnight of stock history")
@@ -186,7 +200,31 @@ def _open_shop(rng: random.Random, now: datetime) -> tuple[_Shop, str]:
     client, token = services.create_api_client("Demo storefront", now=start)
     shop = _Shop(rng, now, start, *(Actor.staff(staff[r]) for r in
                                      ("merchandiser", "support", "manager")), Actor.api(client))
+    admin = Actor.staff(staff["admin"])
+    if default_location().name != "Main warehouse":
+        update_location(default_location(), name="Main warehouse", actor=admin, now=start)
+    for code, name, kind, sellable, priority in LOCATIONS:
+        create_location(code, name, kind=kind, sellable=sellable, priority=priority,
+                        actor=admin, now=start)
     return shop, token
+
+
+def _spread_over_locations(shop: _Shop, sold_down: set[int]) -> None:
+    """Deliveries to the other locations on the shop's first day: overflow stock at NORTH,
+    a shelf's worth at each store. Only healthy products, so the low and out ones stay as
+    the sell-down leaves them."""
+    rng, merch = shop.rng, shop.merch
+    healthy = [p for p in shop.products if p.id not in sold_down
+               and p.on_hand > p.low_stock_threshold + 15]
+    when = shop.start + timedelta(hours=8)
+    for code, share, units in (("NORTH", 0.3, (20, 150)), ("STORE-1", 0.3, (4, 20)),
+                               ("STORE-2", 0.25, (4, 20))):
+        chosen = rng.sample(healthy, int(len(healthy) * share))
+        for product in chosen:
+            services.adjust(product.id, rng.randint(*units), reason=f"Delivery to {code}",
+                            kind="receive", location=code, actor=merch, now=when)
+        if code.startswith("STORE"):
+            shop.at_store[code] = chosen
 
 
 def _stock_the_catalogue(shop: _Shop) -> list[tuple[Product, int]]:
@@ -242,7 +280,11 @@ def _keep_stock_history(shop: _Shop, sold_down: set[int]) -> None:
             when += timedelta(hours=rng.randint(12, 40))
             if when > now - timedelta(hours=2):
                 break
-            current = db.session.get(Product, product.id)
+            # What MAIN (the default location, where these happen) has now.
+            current = db.session.scalars(
+                select(StockLevel).where(StockLevel.product_id == product.id,
+                                         StockLevel.location_id == default_location().id)
+                .execution_options(populate_existing=True)).one()
             choice = rng.random()
             try:
                 if choice < 0.4:
@@ -284,6 +326,14 @@ def _fill_carts(shop: _Shop) -> None:
                          Owner(session_key=f"sess-{rng.getrandbits(64):016x}"),
                          ttl_seconds=rng.randint(2, 30) * 60, actor=shop.storefront,
                          now=now - timedelta(seconds=rng.randint(0, 60)))
+    # Click and collect: the storefront names the store (at most 2 units of a product each,
+    # and each store has at least 4 of the products it received).
+    for code, products in shop.at_store.items():
+        for product in rng.sample(products, min(8, len(products))):
+            services.reserve(product.id, rng.randint(1, 2),
+                             Owner(session_key=f"collect-{rng.getrandbits(48):012x}"),
+                             ttl_seconds=rng.randint(10, 30) * 60, location=code,
+                             actor=shop.storefront, now=now - timedelta(seconds=rng.randint(0, 60)))
 
 
 def _pending_order(customer_id: int, product: Product, quantity: int, created_at: datetime,

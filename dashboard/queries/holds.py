@@ -17,7 +17,7 @@ from sqlalchemy import and_, exists, or_, select, tuple_
 from sqlalchemy.orm import aliased, contains_eager, joinedload
 
 from ..extensions import db
-from ..models import CartItem, Order, Product, Reservation
+from ..models import CartItem, Location, Order, Product, Reservation
 from . import cursor
 from ..services.limits import MAX_CUSTOMER_ID, MAX_ID
 from .params import whole_number_or_none
@@ -105,10 +105,12 @@ class HoldFilters:
     sku: str = ""
     owner: str = ""
     show: str = "all"  # all | expiring | stuck
+    location: str = ""  # a location's code: only the holds there
 
     def as_args(self) -> dict:
         return {k: v for k, v in
-                {"sku": self.sku, "owner": self.owner, "filter": self.show}.items()
+                {"sku": self.sku, "owner": self.owner, "filter": self.show,
+                 "location": self.location}.items()
                 if v and v != "all"}
 
 
@@ -134,6 +136,7 @@ class HoldPage:
     rows: list[HoldRow]
     next_cursor: str | None
     unknown_sku: bool = False
+    unknown_location: bool = False
 
 
 # The console reads the order and the cart line through joins (index lookups per row under
@@ -152,6 +155,7 @@ def _rows_query(now: datetime):
                                _line.product_id == Reservation.product_id))
         .options(
             contains_eager(Reservation.product),
+            joinedload(Reservation.location),
             joinedload(Reservation.created_by_api_client),
         )
     )
@@ -195,6 +199,11 @@ def active_holds(filters: HoldFilters, now: datetime, after: str | None = None,
         if products is None:
             return HoldPage([], None, unknown_sku=True)
         query = query.where(Reservation.product_id.in_(products))
+    if filters.location:
+        place = db.session.scalars(select(Location.id).where(Location.code == filters.location)).first()
+        if place is None:
+            return HoldPage([], None, unknown_location=True)
+        query = query.where(Reservation.location_id == place)
     owner = OwnerFilter.parse(filters.owner)
     if owner is not None:
         query = query.where(owner.condition())

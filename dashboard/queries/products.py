@@ -86,7 +86,7 @@ class ProductHolds:
 def active_holds(product_id: int) -> ProductHolds:
     active = (Reservation.product_id == product_id, Reservation.status == "active")
     shown = list(db.session.scalars(
-        select(Reservation).where(*active)
+        select(Reservation).where(*active).options(joinedload(Reservation.location))
         .order_by(Reservation.expires_at, Reservation.id)
         .limit(HOLDS_SHOWN)
     ))

@@ -1,12 +1,14 @@
 """The stock list (search, filters, sort, keyset pages) and the products its rows show."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from sqlalchemy import and_, case, func, select, tuple_
+from sqlalchemy.orm import contains_eager
 
 from ..extensions import db
-from ..models import Product, StockAlert
+from ..models import Location, Product, StockAlert, StockLevel
 from ..services.alerts import UNRESOLVED
 from . import cursor
 from .search import clean, indexed, matches_words, plan_for_each_search, sku_is, words_of
@@ -23,6 +25,10 @@ SORTS = {
 }
 TEXT_SORTS = ("sku", "name")
 MAX_CATEGORY = 100
+MAX_LOCATION_CODE = 20
+# With all locations shown, up to this many active locations get an available column each;
+# more would crowd the table (choose one location instead).
+MAX_LOCATION_COLUMNS = 4
 MAX_PRODUCT_ID = 2**31 - 1  # products.id is an INTEGER
 
 
@@ -35,6 +41,7 @@ class StockQuery:
     sort: str = "sku"
     dir: str = "asc"
     category: str = ""  # one department, exactly; "" = every product
+    location: str = ""  # a location's code: its figures in place of the totals; "" = all
 
     @classmethod
     def from_args(cls, args) -> StockQuery:
@@ -43,12 +50,14 @@ class StockQuery:
         sort = args.get("sort", "sku")
         direction = args.get("dir", "asc")
         category = "".join(c for c in args.get("category", "") if c.isprintable()).strip()
+        location = "".join(c for c in args.get("location", "") if c.isprintable()).strip()
         return cls(
             q=q,
             filter=filter_ if filter_ in FILTERS else "all",
             sort=sort if sort in SORTS else "sku",
             dir=direction if direction in ("asc", "desc") else "asc",
             category=category[:MAX_CATEGORY],
+            location=location[:MAX_LOCATION_CODE].upper(),
         )
 
     @property
@@ -64,20 +73,40 @@ class StockQuery:
     def args(self, **changes) -> dict:
         """Query-string arguments for a link, without defaults (short, shareable URLs)."""
         values = {"q": self.q, "filter": self.filter, "sort": self.sort, "dir": self.dir,
-                  "category": self.category, **changes}
-        defaults = {"q": "", "filter": "all", "sort": "sku", "dir": "asc", "category": ""}
+                  "category": self.category, "location": self.location, **changes}
+        defaults = {"q": "", "filter": "all", "sort": "sku", "dir": "asc", "category": "",
+                    "location": ""}
         return {k: v for k, v in values.items() if v is not None and v != defaults.get(k)}
+
+
+class AtLocation:
+    """A product as one location's list shows it: its figures there in place of the totals
+    (everything else is the product's)."""
+
+    def __init__(self, product: Product, on_hand: int, reserved: int, location_code: str = ""):
+        self.product, self.on_hand, self.reserved = product, on_hand, reserved
+        self.location_code = location_code  # the row's panel changes stock there
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def __getattr__(self, name):
+        return getattr(self.product, name)
 
 
 @dataclass
 class StockPage:
-    products: list[Product]
+    products: list[Product | AtLocation]
     alerts: dict[int, StockAlert]
     next_cursor: str | None
     previous_cursor: str | None  # None on the first page
     counts: dict[str, int]  # products under each filter tab, for this search and category
     start: int = 1  # the position of the first row shown, 1-based
     filter: str = "all"
+    # All locations with a few of them: each row's available units at each of `columns`.
+    columns: list[Location] = field(default_factory=list)
+    available_at: dict[int, dict[int, int]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -86,6 +115,25 @@ class StockPage:
     @property
     def end(self) -> int:
         return self.start + len(self.products) - 1
+
+
+def _figures(location_id: int | None):
+    """The columns the tabs and sorts read: the product's totals, or with a location its
+    level there (the statement then joins stock_levels on (location_id, product_id))."""
+    if location_id is None:
+        return Product
+    return SimpleNamespace(id=Product.id, sku=Product.sku, name=Product.name,
+                           on_hand=StockLevel.on_hand, reserved=StockLevel.reserved,
+                           low_stock_threshold=Product.low_stock_threshold,
+                           is_active=Product.is_active)
+
+
+def _at(statement, location_id: int | None):
+    """`statement` (over products) joined to the products' levels at the location."""
+    if location_id is None:
+        return statement
+    return statement.join(StockLevel, and_(StockLevel.location_id == location_id,
+                                           StockLevel.product_id == Product.id))
 
 
 def alerting(c=Product):
@@ -134,15 +182,17 @@ def _count_if(condition):
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def catalogue_counts() -> dict[str, int]:
+def catalogue_counts(location_id: int | None = None) -> dict[str, int]:
     """How many products each filter tab holds, over the whole catalogue, from indexes: the
-    primary key, ix_products_inactive, and the few rows of the partial ix_products_alerting."""
+    primary key, ix_products_inactive, and the few rows of the partial ix_products_alerting.
+    At one location, low and out are that location's, counted over its levels."""
     every = db.session.scalar(select(func.count()).select_from(Product)) or 0
     inactive = db.session.scalar(select(func.count()).select_from(Product).where(~Product.is_active)) or 0
-    available = Product.on_hand - Product.reserved
-    low, out = db.session.execute(
-        select(_count_if(available > 0), _count_if(available <= 0)).where(alerting())
-    ).one()
+    c = _figures(location_id)
+    available = c.on_hand - c.reserved
+    low, out = db.session.execute(_at(
+        select(_count_if(available > 0), _count_if(available <= 0)).select_from(Product)
+        .where(alerting(c)), location_id)).one()
     return {"all": every, "low": low, "out": out, "inactive": inactive}
 
 
@@ -160,7 +210,8 @@ def _ordered(statement, column, c, ascending: bool):
 
 
 def stock_page(query: StockQuery, after: str | None, before: str | None = None,
-               start: int = 1) -> StockPage:
+               start: int = 1, location: Location | None = None,
+               columns: list[Location] | None = None) -> StockPage:
     """One keyset page: WHERE (sort, id) beyond the cursor ORDER BY sort, id LIMIT n+1 (no OFFSET),
     and how many products each filter tab holds.
 
@@ -172,13 +223,19 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None,
     from indexes. A search or category finds its matches once (a materialized CTE of the
     few columns the tabs and sorts need): the page is sorted from them and the tabs counted
     from them in the same statement. Walking the sort index instead, testing each row, reads
-    the whole table when the matches sit late in that order ('TSH' SKUs; 250 ms at 100k)."""
+    the whole table when the matches sit late in that order ('TSH' SKUs; 250 ms at 100k).
+
+    With a `location`, the figures, sorts and low/out tabs are that location's level. With
+    `columns` (all locations, a few of them) one more statement reads each row's available
+    units at each of them."""
+    location_id = location.id if location is not None else None
     position = _decode(after, query.sort)
     back = _decode(before, query.sort) if position is None else None
     if query.q or query.category:
-        rows, tab_counts = _found_page(query, position or back, back is not None)
+        rows, tab_counts = _found_page(query, position or back, back is not None, location_id)
     else:
-        rows, tab_counts = _catalogue_page(query, position or back, back is not None), None
+        rows = _catalogue_page(query, position or back, back is not None, location_id)
+        tab_counts = None
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     if back is not None:
@@ -189,33 +246,57 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None,
         next_cursor = _cursor_of(rows[-1], query.sort) if more else None
         previous_cursor = _cursor_of(rows[0], query.sort) if position is not None and rows else None
     if tab_counts is None:
-        tab_counts = catalogue_counts() if not (query.q or query.category) else _found_counts(query)
+        tab_counts = (catalogue_counts(location_id) if not (query.q or query.category)
+                      else _found_counts(query, location_id))
     first_page = (position is None and back is None) or (back is not None and not more)
     start = 1 if first_page else max(1, start)
     start = max(1, min(start, tab_counts[query.filter] - len(rows) + 1))
-    return StockPage(rows, unresolved_alerts([p.id for p in rows]), next_cursor, previous_cursor,
-                     tab_counts, start, query.filter)
+    for row in rows if location is not None else ():
+        row.location_code = location.code
+    ids = [p.id for p in rows]
+    columns = columns or []
+    return StockPage(rows, unresolved_alerts(ids), next_cursor, previous_cursor,
+                     tab_counts, start, query.filter, columns,
+                     available_at(ids, [place.id for place in columns]) if columns else {})
 
 
-def _catalogue_page(query: StockQuery, edge, back: bool) -> list[Product]:
-    column, ascending = _sort_columns(Product, query, back)
-    statement = select(Product)
+def _rows(statement, location_id: int | None) -> list:
+    """Products, or at a location each product with its level's figures there."""
+    if location_id is None:
+        return list(db.session.scalars(statement))
+    return [AtLocation(product, on_hand, reserved)
+            for product, on_hand, reserved, *_ in db.session.execute(statement)]
+
+
+def _selected(location_id: int | None, *more):
+    if location_id is None:
+        return select(Product, *more)
+    return _at(select(Product, StockLevel.on_hand, StockLevel.reserved, *more), location_id)
+
+
+def _catalogue_page(query: StockQuery, edge, back: bool, location_id: int | None) -> list:
+    c = _figures(location_id)
+    column, ascending = _sort_columns(c, query, back)
+    statement = _selected(location_id)
     if query.filter in TABS:
-        statement = statement.where(TABS[query.filter]())
+        statement = statement.where(TABS[query.filter](c))
     if edge is not None:
         beyond = tuple_(column, Product.id)
         statement = statement.where(beyond > tuple_(*edge) if ascending else beyond < tuple_(*edge))
     statement = _ordered(statement, column, Product, ascending)
-    return list(db.session.scalars(statement.limit(PAGE_SIZE + 1)))
+    return _rows(statement.limit(PAGE_SIZE + 1), location_id)
 
 
-def _found():
-    return select(Product.id, Product.sku, Product.name, Product.on_hand, Product.reserved,
-                  Product.low_stock_threshold, Product.is_active)
+def _found(location_id: int | None):
+    c = _figures(location_id)
+    return _at(select(Product.id, Product.sku, Product.name, c.on_hand.label("on_hand"),
+                      c.reserved.label("reserved"), Product.low_stock_threshold,
+                      Product.is_active), location_id)
 
 
-def _found_page(query: StockQuery, edge, back: bool) -> tuple[list[Product], dict | None]:
-    found = _searched(_found(), query).cte("found").prefix_with("MATERIALIZED")
+def _found_page(query: StockQuery, edge, back: bool, location_id: int | None
+                ) -> tuple[list, dict | None]:
+    found = _searched(_found(location_id), query).cte("found").prefix_with("MATERIALIZED")
     c = found.c
     column, ascending = _sort_columns(c, query, back)
     page_ids = select(c.id)
@@ -230,25 +311,50 @@ def _found_page(query: StockQuery, edge, back: bool) -> tuple[list[Product], dic
         counted = select(func.count()).select_from(found)
         return (counted if condition is None else counted.where(condition)).scalar_subquery()
 
-    product_column, _ = _sort_columns(Product, query, back)
+    product_column, _ = _sort_columns(_figures(location_id), query, back)
     statement = _ordered(
-        select(Product, tally(), tally(TABS["low"](c)), tally(TABS["out"](c)),
-               tally(TABS["inactive"](c)))
+        _selected(location_id, tally(), tally(TABS["low"](c)), tally(TABS["out"](c)),
+                  tally(TABS["inactive"](c)))
         .join(page_ids, page_ids.c.id == Product.id),
         product_column, Product, ascending)
     found_rows = db.session.execute(statement).all()
     if not found_rows:
         return [], None  # counted apart: other tabs may still hold matches
-    _, every, low, out, inactive = found_rows[0]
-    return [row[0] for row in found_rows], {"all": every, "low": low, "out": out,
-                                            "inactive": inactive}
+    every, low, out, inactive = found_rows[0][-4:]
+    if location_id is None:
+        rows = [row[0] for row in found_rows]
+    else:
+        rows = [AtLocation(row[0], row[1], row[2]) for row in found_rows]
+    return rows, {"all": every, "low": low, "out": out, "inactive": inactive}
 
 
-def _found_counts(query: StockQuery) -> dict[str, int]:
-    every, low, out, inactive = db.session.execute(_searched(
-        select(func.count(), _count_if(is_low()), _count_if(is_out()),
-               _count_if(~Product.is_active)), query)).one()
+def _found_counts(query: StockQuery, location_id: int | None = None) -> dict[str, int]:
+    c = _figures(location_id)
+    every, low, out, inactive = db.session.execute(_at(_searched(
+        select(func.count(), _count_if(is_low(c)), _count_if(is_out(c)),
+               _count_if(~Product.is_active)).select_from(Product), query), location_id)).one()
     return {"all": every, "low": low, "out": out, "inactive": inactive}
+
+
+def location_columns(locations: list[Location]) -> list[Location]:
+    """The locations the list of all locations gives a column each: none with one location
+    (nothing to tell apart), none past MAX_LOCATION_COLUMNS (choose one instead)."""
+    return locations if 1 < len(locations) <= MAX_LOCATION_COLUMNS else []
+
+
+def available_at(product_ids: list[int], location_ids: list[int]) -> dict[int, dict[int, int]]:
+    """Each product's available units at each of these locations, by product id then
+    location id: one statement for a page's rows (the primary key of stock_levels)."""
+    if not product_ids or not location_ids:
+        return {}
+    found: dict[int, dict[int, int]] = {}
+    for product_id, location_id, available in db.session.execute(
+            select(StockLevel.product_id, StockLevel.location_id,
+                   StockLevel.on_hand - StockLevel.reserved)
+            .where(StockLevel.product_id.in_(product_ids),
+                   StockLevel.location_id.in_(location_ids))):
+        found.setdefault(product_id, {})[location_id] = available
+    return found
 
 
 def unresolved_alerts(product_ids: list[int]) -> dict[int, StockAlert]:
@@ -265,6 +371,31 @@ def unresolved_alerts(product_ids: list[int]) -> dict[int, StockAlert]:
 
 def unresolved_alert(product_id: int) -> StockAlert | None:
     return unresolved_alerts([product_id]).get(product_id)
+
+
+def several_locations() -> bool:
+    """Whether the shop keeps stock at more than one open location (else pages leave the
+    location unsaid, as before locations existed)."""
+    return db.session.scalar(
+        select(func.count()).select_from(Location).where(Location.is_active)) > 1
+
+
+def level_at(product_id: int, location_id: int) -> StockLevel:
+    """The product's level at the location as the database has it now."""
+    return db.session.scalars(
+        select(StockLevel).where(StockLevel.product_id == product_id,
+                                 StockLevel.location_id == location_id)
+        .execution_options(populate_existing=True)).one()
+
+
+def levels_of(product_id: int) -> list[StockLevel]:
+    """The product's levels at the open locations, in allocation order (with their location)."""
+    return list(db.session.scalars(
+        select(StockLevel).join(Location, Location.id == StockLevel.location_id)
+        .where(StockLevel.product_id == product_id, Location.is_active)
+        .order_by(Location.priority, Location.id)
+        .options(contains_eager(StockLevel.location))
+        .execution_options(populate_existing=True)))
 
 
 def product_by_id(product_id: int) -> Product | None:

@@ -38,6 +38,7 @@ class Entry:
     sku: str
     values: dict  # cleaned, only the fields given
     on_hand: int | None = None
+    location_id: int | None = None  # where a new product's opening stock lands (None: default)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Outcome:
     changes: dict = field(default_factory=dict)  # field -> (old, new); created: field -> value
     on_hand: int | None = None  # opening stock of a created product
     note: str | None = None
+    location_id: int | None = None  # where that opening stock is (None: the default location)
 
 
 @dataclass
@@ -170,7 +172,7 @@ def _plan_create(result: Plan, entry: Entry) -> None:
     row = {**DEFAULTS, **entry.values}
     result.rows[entry.sku] = row
     result.outcomes.append(Outcome(entry.index, entry.sku, "created", dict(row),
-                                   on_hand=entry.on_hand or 0))
+                                   on_hand=entry.on_hand or 0, location_id=entry.location_id))
 
 
 def _plan_update(result: Plan, entry: Entry, old: dict, existing_on_hand: str) -> None:

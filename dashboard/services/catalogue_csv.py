@@ -26,12 +26,14 @@ ALIASES = {
     "low_stock_threshold": ("threshold", "lowstockthreshold", "reorderpoint", "reorderlevel",
                             "minstock"),
     "is_active": ("active", "isactive", "enabled", "status"),
+    # Where a new product's opening on-hand lands (a location's code); blank: the default.
+    "location": ("location", "locationcode"),
 }
 # Columns of our own export that the import reads past without a note.
 EXPORT_ONLY = ("reserved", "available")
 # Blank cells of these leave the stored value as it is (or the default, for a new product);
 # blank cells of the others clear the field.
-KEEP_WHEN_BLANK = ("name", "price", "is_active", "low_stock_threshold", "on_hand")
+KEEP_WHEN_BLANK = ("name", "price", "is_active", "low_stock_threshold", "on_hand", "location")
 EXPORT_HEADER = ["SKU", "Name", "Price", "Barcode", "Category", "Supplier", "On hand",
                  "Reserved", "Available", "Threshold", "Active"]
 _EXCEL_TEXT = re.compile(r'^="(.*)"$', re.S)

@@ -43,12 +43,16 @@ def apply(result, actor: Actor, now: datetime) -> None:
         _release_barcodes(result, updated)
         _update(result, updated, now)
         new_ids = _insert(result, created, now)
-        add_levels({new_ids[o.sku]: o.on_hand or 0 for o in created})
+        # Each new product's opening stock at the location its row named (a statement per
+        # location named; the default location for the rest).
+        for at in sorted({o.location_id for o in created}, key=lambda at: at or 0):
+            add_levels({new_ids[o.sku]: o.on_hand or 0 for o in created if o.location_id == at},
+                       at=at)
     except IntegrityError:  # a concurrent change took a SKU or barcode: the caller rolls back
         raise Conflict("another change to the same products was saved at the same time;"
                        " nothing was changed, try again") from None
     record([Move(new_ids[o.sku], "receive", on_hand_delta=o.on_hand, reason=OPENING_STOCK,
-                 on_hand_after=o.on_hand, reserved_after=0)
+                 on_hand_after=o.on_hand, reserved_after=0, location_id=o.location_id)
             for o in created if o.on_hand], actor, now)
     result.ids.update(new_ids)
     touched = sorted(new_ids.values()) + sorted(result.ids[s] for s in updated)

@@ -1,16 +1,23 @@
 """The product import: a shop's catalogue CSV checked (dry run) and then applied in one
 transaction. Creates and updates products; an on-hand column opens the stock of new
 products (a receive line each) and is ignored, with a note, for existing ones: stock is
-counted with the count import."""
+counted with the count import. A location column says where a new product's opening stock
+lands (the default location when absent or blank); for existing products it changes nothing."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from . import catalogue, catalogue_csv
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Location
+from . import catalogue, catalogue_csv, limits
 from .actor import Actor
 from .errors import ImportRejected, InvalidInput
+from .ledger import among
+from .locations import find_location
 from .transaction import transactional
 
 
@@ -28,6 +35,8 @@ class ProductImportReport:
     notes: list[str] = field(default_factory=list)
     row_notes: list[tuple[int, str, str]] = field(default_factory=list)
     opening_units: int = 0
+    # With a location column: the opening units each location receives, by code.
+    opening_by_location: dict[str, int] = field(default_factory=dict)
     applied: bool = False
 
 
@@ -42,19 +51,33 @@ def _report(data: bytes, lock: bool) -> tuple[ProductImportReport, catalogue.Pla
     report = ProductImportReport(digest_of(data), parsed.columns, notes=parsed.notes,
                                  bad_rows=list(parsed.bad_rows))
     report.rows = len(parsed.rows) + len(parsed.bad_rows)
+    places = _places({raw.get("location", "") for _, raw in parsed.rows})
+    code_of = {place.id: place.code for place in places.values()}
     entries = []
     for row, raw in parsed.rows:
+        code = raw.pop("location", "")
+        place = places.get(code.upper()) if code else None
+        if code and (place is None or not place.is_active):
+            sku = raw.get("sku", "")[:limits.MAX_SKU]
+            report.bad_rows.append((row, sku, f"unknown location {code}" if place is None
+                                    else f"location {place.code} is closed"))
+            continue
         entry, problems = catalogue.clean(row, raw)
         report.bad_rows += [(p.index, p.sku, p.message) for p in problems]
         if entry is not None:
-            entries.append(entry)
+            entries.append(replace(entry, location_id=place.id) if place else entry)
     plan = catalogue.plan(entries, existing_on_hand="ignore", lock=lock)
+    default_code = find_location(None).code if "location" in parsed.columns else ""
     report.bad_rows += [(p.index, p.sku, p.message) for p in plan.problems]
     report.bad_rows.sort()
     for outcome in plan.outcomes:
         if outcome.status == "created":
             report.creates.append((outcome.index, outcome.sku, outcome.changes))
             report.opening_units += outcome.on_hand or 0
+            if "location" in parsed.columns and outcome.on_hand:
+                at = code_of.get(outcome.location_id) or default_code
+                report.opening_by_location[at] = (report.opening_by_location.get(at, 0)
+                                                  + outcome.on_hand)
         elif outcome.status == "updated":
             report.updates.append((outcome.index, outcome.sku, outcome.changes))
         else:
@@ -62,6 +85,15 @@ def _report(data: bytes, lock: bool) -> tuple[ProductImportReport, catalogue.Pla
         if outcome.note:
             report.row_notes.append((outcome.index, outcome.sku, outcome.note))
     return report, plan
+
+
+def _places(codes: set[str]) -> dict[str, Location]:
+    """The locations a file's location cells name, by code (one statement)."""
+    wanted = sorted({c.upper() for c in codes if c and not limits.unsayable(c)})
+    if not wanted:
+        return {}
+    return {place.code: place for place in
+            db.session.scalars(select(Location).where(among(Location.code, wanted)))}
 
 
 def check_products(data: bytes) -> ProductImportReport:

@@ -123,9 +123,11 @@ class ImportRow:
     value: str
     error: str | None = None
     product_id: int | None = None
-    on_hand_before: int | None = None
+    on_hand_before: int | None = None  # at the row's location
     on_hand_after: int | None = None
     seen_on_hand: int | None = None  # what the dry run showed, when it differs from now
+    location: str = ""  # the code the row names; "" = the default location
+    location_id: int | None = None
 
     @property
     def delta(self) -> int:
@@ -141,6 +143,7 @@ class ImportReport:
     mode: str  # "on_hand" (absolute counts) or "delta"
     rows: list[ImportRow] = field(default_factory=list)
     applied: bool = False
+    by_location: bool = False  # the file has a location column
 
     @property
     def errors(self) -> list[ImportRow]:
@@ -156,47 +159,89 @@ class ImportReport:
 
     @property
     def on_hand_seen(self) -> list[int | None]:
-        """Each row's on-hand as this report shows it: the apply step checks it again."""
+        """Each row's on-hand (at its location) as this report shows it: the apply step
+        checks it again."""
         return [r.on_hand_before for r in self.rows]
 
 
-def parse_counts_csv(text: str) -> tuple[str, list[tuple[int, str, str]]]:
-    """Rows of a `sku,on_hand` or `sku,delta` CSV as (line, sku, value)."""
+COUNT_HEADERS = ("sku,on_hand", "sku,delta", "sku,on_hand,location", "sku,delta,location")
+
+
+def parse_counts_csv(text: str) -> tuple[str, bool, list[tuple[int, str, str, str]]]:
+    """Rows of a `sku,on_hand` or `sku,delta` CSV, with an optional `location` column (in
+    any place), as (line, sku, value, location code or "")."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     rows = []
     try:
         header = [h.strip().lower() for h in next(reader, [])]
-        if header not in (["sku", "on_hand"], ["sku", "delta"]):
-            raise InvalidInput("the header must be 'sku,on_hand' or 'sku,delta'", field="file")
+        names = set(header)
+        mode = "on_hand" if "on_hand" in names else "delta"
+        if (len(names) != len(header) or not {"sku", mode} <= names
+                or not names <= {"sku", mode, "location"}):
+            raise InvalidInput("the header must be 'sku,on_hand' or 'sku,delta', with an"
+                               " optional 'location' column", field="file")
+        sku_at, value_at = header.index("sku"), header.index(mode)
+        location_at = header.index("location") if "location" in names else None
         for line, cells in enumerate(reader, start=2):
             if not any(c.strip() for c in cells):
                 continue
-            cells = cells + ["", ""]
-            rows.append((line, cells[0].strip(), cells[1].strip() if len(cells) >= 2 else ""))
+            cells = cells + [""] * len(header)
+            rows.append((line, cells[sku_at].strip(), cells[value_at].strip(),
+                         cells[location_at].strip() if location_at is not None else ""))
     except csv.Error as error:  # a field over the csv module's limit, a stray quote, ...
         raise InvalidInput(f"line {reader.line_num} is not valid CSV ({error}); check that"
                            " line's quotes", field="file") from None
     if not rows:
         raise InvalidInput("the file has no rows", field="file")
-    return header[1], rows
+    return mode, location_at is not None, rows
 
 
-def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Product]
-          ) -> ImportReport:
-    report = ImportReport(mode)
-    seen: dict[str, int] = {}
-    for line, sku, value in rows:
-        row = ImportRow(line, sku, value)
+def _places(codes: set[str]) -> tuple[Location, dict[str, Location]]:
+    """The default location and the locations these codes name, by upper-case code."""
+    wanted = [c.upper() for c in codes if c and not limits.unsayable(c)]
+    found = db.session.scalars(select(Location).where(among(Location.code, wanted))) if wanted else []
+    return find_location(None), {place.code: place for place in found}
+
+
+def _levels(product_ids: list[int], location_ids: list[int]) -> dict[tuple[int, int], StockLevel]:
+    """The levels of these products at these locations, by (product id, location id), fresh
+    (read after the products' locks when applying: their lock guards their levels)."""
+    if not product_ids or not location_ids:
+        return {}
+    found = db.session.scalars(
+        select(StockLevel).where(among(StockLevel.product_id, product_ids),
+                                 among(StockLevel.location_id, location_ids))
+        .execution_options(populate_existing=True))
+    return {(level.product_id, level.location_id): level for level in found}
+
+
+def _plan(mode: str, rows: list[tuple[int, str, str, str]], products: dict[str, Product],
+          by_location: bool) -> ImportReport:
+    report = ImportReport(mode, by_location=by_location)
+    default, places = _places({code for *_, code in rows})
+    levels = _levels(sorted({p.id for p in products.values()}),
+                     sorted({default.id, *(place.id for place in places.values())}))
+    seen: dict[tuple[str, int | str], int] = {}
+    totals: dict[int, int] = {}  # each product's total on-hand after the rows so far
+    for line, sku, value, code in rows:
+        row = ImportRow(line, sku, value, location=code)
         report.rows.append(row)
         # A SKU is found in any case ("sta-103-blue" is STA-103-BLUE), the exact one first.
         product = products.get(sku) or products.get(sku.lower())
-        key = product.sku if product is not None else sku.lower()
+        place = places.get(code.upper()) if code else default
+        key = (product.sku if product is not None else sku.lower(),
+               place.id if place is not None else code.upper())
+        where = f" at {place.code}" if by_location and place is not None else ""
         if not sku:
             row.error = "SKU is empty"
         elif key in seen:
-            row.error = f"SKU {sku} appears again (first on line {seen[key]})"
+            row.error = f"SKU {sku}{where} appears again (first on line {seen[key]})"
         elif product is None:
             row.error = f"unknown SKU {sku}"
+        elif place is None:
+            row.error = f"unknown location {code}"
+        elif not place.is_active:
+            row.error = f"location {place.code} is closed"
         if sku and key not in seen:
             seen[key] = line
         if row.error:
@@ -209,13 +254,17 @@ def _plan(mode: str, rows: list[tuple[int, str, str]], products: dict[str, Produ
         except InvalidInput as error:
             row.error = f"{error.message} (got {value!r})"
             continue
-        row.product_id = product.id
-        row.on_hand_before = product.on_hand
-        row.on_hand_after = number if mode == "on_hand" else product.on_hand + number
-        if row.on_hand_after < product.reserved:
-            row.error = str(_held_refusal(product, row.on_hand_after, product.sku))
-        elif row.on_hand_after > limits.MAX_STOCK:
+        level = levels[(product.id, place.id)]
+        row.product_id, row.location_id = product.id, place.id
+        row.on_hand_before = level.on_hand
+        row.on_hand_after = number if mode == "on_hand" else level.on_hand + number
+        total = totals.get(product.id, product.on_hand) + row.delta
+        if row.on_hand_after < level.reserved:
+            row.error = str(_held_refusal(level, row.on_hand_after, product.sku, where))
+        elif total > limits.MAX_STOCK:
             row.error = f"on hand would exceed {limits.MAX_STOCK:,}"
+        else:
+            totals[product.id] = total
     return report
 
 
@@ -251,15 +300,18 @@ def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False
                   on_hand_seen: list[int | None] | None = None) -> ImportReport:
     """Dry run (default) reports every row; with apply, all rows change in one transaction.
 
+    A row is at the location its `location` column names (the default location when the
+    file has no such column or the cell is blank); a SKU may appear once per location.
     Any bad row refuses the whole apply (ImportRejected carries the report). `on_hand_seen`
     is the dry run's `report.on_hand_seen`: like a single count, apply refuses if any row's
-    on-hand has moved since (the report marks those rows, so applying again confirms them).
+    on-hand at its location has moved since (the report marks those rows, so applying
+    again confirms them).
     """
     if not isinstance(text, str):
         raise InvalidInput("the file must be CSV text", field="file")
-    mode, rows = parse_counts_csv(text)
-    products = _products_by_sku([sku for _, sku, _ in rows], lock=apply)
-    report = _plan(mode, rows, products)
+    mode, by_location, rows = parse_counts_csv(text)
+    products = _products_by_sku([sku for _, sku, _, _ in rows], lock=apply)
+    report = _plan(mode, rows, products, by_location)
     if on_hand_seen is not None:
         _mark_stale(report, on_hand_seen)
     if not apply:
@@ -278,16 +330,25 @@ def import_counts(text: str, *, actor: Actor, now: datetime, apply: bool = False
         )
     kind_reason = f"import ({'absolute counts' if mode == 'on_hand' else 'deltas'})"
     moves = [
-        Move(r.product_id, "import", on_hand_delta=r.delta, reason=f"{kind_reason}, line {r.line}")
-        for r in sorted(report.changes, key=lambda r: r.product_id)
+        Move(r.product_id, "import", on_hand_delta=r.delta, reason=f"{kind_reason}, line {r.line}",
+             location_id=r.location_id)
+        for r in sorted(report.changes, key=lambda r: (r.product_id, r.location_id))
     ]
     apply_deltas(moves, actor, now)
-    touched = sorted(r.product_id for r in report.rows)
+    touched = sorted({r.product_id for r in report.rows})
     if mode == "on_hand":
         db.session.execute(
             update(Product).where(among(Product.id, touched)).values(last_stock_check=now)
             .execution_options(synchronize_session=False)
         )
+        # Each counted level too: a location's last count is its own.
+        for location_id in sorted({r.location_id for r in report.rows}):
+            db.session.execute(
+                update(StockLevel).where(
+                    StockLevel.location_id == location_id,
+                    among(StockLevel.product_id,
+                          sorted(r.product_id for r in report.rows if r.location_id == location_id)))
+                .values(last_stock_check=now).execution_options(synchronize_session=False))
     evaluate_all(touched, now)
     report.applied = True
     return report

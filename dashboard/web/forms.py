@@ -126,6 +126,8 @@ class AdjustForm(FlaskForm):
         validators=[InputRequired("say why (e.g. damaged in the warehouse)"),
                     at_most_reason_length, printable],
     )
+    # The location's code; none: the default location (as before locations existed).
+    location = StringField("Location", validators=[Optional(), Length(max=20), printable])
 
 
 class CountForm(FlaskForm):
@@ -141,6 +143,7 @@ class CountForm(FlaskForm):
                     NumberRange(0, limits.MAX_STOCK, "is not a valid stock figure; reload the page")],
     )
     note = StringField("Note", validators=[Optional(), at_most_reason_length, printable])
+    location = StringField("Location", validators=[Optional(), Length(max=20), printable])
 
 
 class ImportForm(FlaskForm):

@@ -10,6 +10,7 @@ from .. import services
 from ..queries.holds import HoldFilters, active_holds, hold_row, skus_of
 from ..queries.params import whole_number_or_none
 from ..services.errors import InvalidInput, StockroomError
+from ..services.locations import all_locations
 from .access import require
 from .forms import ExtendForm, ReasonForm
 from .htmx import is_htmx, page, row_answer, toast, trigger
@@ -31,6 +32,8 @@ def _filters(source) -> HoldFilters:
         sku=source.get("sku", "").strip()[:100],
         owner=source.get("owner", "").strip()[:100],
         show=show if show in SHOW_CHOICES else "all",
+        location="".join(c for c in source.get("location", "") if c.isprintable())
+        .strip()[:20].upper(),
     )
 
 
@@ -38,6 +41,7 @@ def _results(filters: HoldFilters, now: datetime, **extra) -> dict:
     after = (request.values.get("after") or "")[:64]
     return {
         "filters": filters, "after": after, "now": now,
+        "locations": all_locations(active_only=True),
         "result": active_holds(filters, now, after=after or None),
         "release_form": extra.pop("release_form", None) or ReasonForm(formdata=None),
         **extra,

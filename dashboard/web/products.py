@@ -11,7 +11,7 @@ from .. import services
 from ..models import Product
 from ..queries.params import whole_number_or_none
 from ..queries.products import active_holds, alert_history, ledger_page, levels_since, product_by_sku
-from ..queries.stock import unresolved_alert
+from ..queries.stock import levels_of, unresolved_alert
 from ..services import limits
 from ..services.alerts import level_of
 from ..services.errors import StockroomError
@@ -47,7 +47,10 @@ def _page_context(product: Product, now: datetime, **extra) -> dict:
         formdata=None, threshold=product.low_stock_threshold, is_active=product.is_active))
     extra.setdefault("adjust_form", AdjustForm(formdata=None))
     extra.setdefault("count_form", CountForm(formdata=None))
+    levels = levels_of(product.id)
     return {
+        # More than one location: a row per location with its own forms (else as before).
+        "levels": levels, "several": len(levels) > 1,
         "product": product, "now": now, "level_of": level_of,
         "alert": unresolved_alert(product.id),
         "chart": _chart(product, now), "ranges": RANGES,

@@ -9,13 +9,16 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from .. import services
-from ..models import Product
+from ..models import Location, Product
 from ..queries.catalogue import categories, product_for_code
 from ..queries.params import whole_number_or_none
-from ..queries.stock import PAGE_SIZE, StockQuery, product_by_id, reread_product, stock_page, unresolved_alert
+from ..queries.stock import (PAGE_SIZE, AtLocation, StockQuery, available_at, level_at,
+                              location_columns, product_by_id, reread_product,
+                              several_locations, stock_page, unresolved_alert)
 from ..services.alerts import level_of
 from ..services.wording import plural
 from ..services.errors import ImportRejected, InvalidInput, StaleCount, StockroomError
+from ..services.locations import UnknownLocation, all_locations, find_location
 from .access import require
 from .forms import AdjustForm, ApplyImportForm, CountForm, ImportForm, first_error
 from .htmx import is_htmx, page, refused, row_answer, trigger
@@ -38,10 +41,21 @@ def index():
         if sku is not None:
             return redirect(url_for("products.show", sku=sku))
     start = whole_number_or_none(request.args.get("start"), max_digits=9) or 1
-    result = stock_page(query, request.args.get("after"), request.args.get("before"), start)
+    locations = all_locations(active_only=True)
+    location, unknown_location = None, None
+    if query.location:
+        try:
+            location = find_location(query.location)
+        except UnknownLocation:
+            # A stale bookmark or a typed code: say so and show every location.
+            unknown_location, query.location = query.location, ""
+    columns = location_columns(locations) if location is None else []
+    result = stock_page(query, request.args.get("after"), request.args.get("before"), start,
+                        location=location, columns=columns)
     return page("stock/index.html", "stock/_results.html", query=query, result=result,
                 back=request.full_path, level_of=level_of, categories=categories(),
-                page_size=PAGE_SIZE)
+                page_size=PAGE_SIZE, locations=locations, location=location,
+                unknown_location=unknown_location)
 
 
 # --- adjust and count (the row's panel) --------------------------------------------------
@@ -65,22 +79,55 @@ def change(product_id: int):
             or url_for("stock.index"))
     if not back.startswith(url_for("stock.index")):
         back = url_for("stock.index")
-    return page("stock/row_page.html", "stock/_change.html", product=product, back=back)
+    # A list at one location changes stock there; the list of all locations, at the default.
+    code = request.args.get("location", "")
+    try:
+        place = find_location(code or None)
+    except UnknownLocation:
+        abort(404, description=f"There is no location {code[:20]!r}.")
+    return page("stock/row_page.html", "stock/_change.html", product=product, back=back,
+                **_where(product, place, named=bool(code)))
 
 
-def _row_answer(product: Product, *, message: str, level: str, status: int = 200, **context):
+def _where(product: Product, place: Location, *, named: bool) -> dict:
+    """The panel's location: which one its forms change (`named`: the list is at it, so the
+    forms say so and its row shows the figures there) and the level's figures."""
+    return {"place": place, "named": named, "several": several_locations(),
+            "figures": level_at(product.id, place.id)}
+
+
+def _place_of(form) -> tuple[Location | None, str | None]:
+    """The location a form names (the default when it names none), or the refusal."""
+    try:
+        return find_location(form.location.data or None), None
+    except UnknownLocation as error:
+        return None, error.message
+
+
+def _row_answer(product: Product, *, message: str, level: str, status: int = 200,
+                place: Location | None = None, **context):
     """htmx: the panel re-rendered (its refusal in place) with the list's row swapped out of
     band, and on success an event that closes the panel. A plain form post: back to the list
     the staff member came from, or the forms on a page of their own when refused."""
     back = safe_next(request.form.get("next")) or url_for("stock.index")
     if status >= 400 and not is_htmx() and request.form.get("from") == "product":
         # The product page's own forms: the refusal comes back on that page, input kept.
-        return product_page_refusal(product, message, status, **context)
+        return product_page_refusal(product, message, status,
+                                    form_location=place.code if place else None, **context)
+    named = bool(request.form.get("location")) and place is not None
+    where = _where(product, place or find_location(None), named=named)
+    if named:
+        row = AtLocation(product, where["figures"].on_hand, where["figures"].reserved, place.code)
+        columns = []
+    else:  # the list of all locations: its row keeps a column per location
+        row, columns = product, location_columns(all_locations(active_only=True))
     response = row_answer(
         "stock/_change.html", "stock/row_page.html", back_to=back,
         message=message, level=level, status=status,
-        product=product, alert=unresolved_alert(product.id), level_of=level_of, back=back,
-        row_too=True, **context,
+        product=product, row=row, alert=unresolved_alert(product.id), level_of=level_of,
+        back=back, row_too=True, columns=columns,
+        available=available_at([product.id], [c.id for c in columns]).get(product.id),
+        **where, **context,
     )
     if status < 400 and is_htmx():
         trigger(response, "stock-changed", {"product_id": product.id})
@@ -105,21 +152,30 @@ def _signed(delta: int) -> str:
 def adjust(product_id: int):
     product = _product_or_404(product_id)
     form = AdjustForm()
+    place, unknown = _place_of(form)
+    if place is None:
+        return _refusal(product, unknown, adjust_form=form)
     if not form.validate_on_submit():
-        return _refusal(product, first_error(form), adjust_form=form)
-    before, alert_before = product.on_hand, _alert_kind(product.id)
+        return _refusal(product, first_error(form), adjust_form=form, place=place)
+    before, alert_before = level_at(product.id, place.id).on_hand, _alert_kind(product.id)
     try:
         product = services.adjust(
-            product.id, form.delta.data, reason=form.reason.data,
+            product.id, form.delta.data, reason=form.reason.data, location=place,
             actor=services.Actor.staff(current_user), now=datetime.now(timezone.utc),
         )
     except StockroomError as error:
         _field_error(form, error, "delta")
-        return _refusal(reread_product(product_id), error, adjust_form=form)
-    return _row_answer(product, level="success", updated=True,
-                       message=f"{product.sku}: on hand {before:,} → {product.on_hand:,}"
-                               f" ({_signed(product.on_hand - before)})."
+        return _refusal(reread_product(product_id), error, adjust_form=form, place=place)
+    after = level_at(product.id, place.id).on_hand
+    return _row_answer(product, level="success", updated=True, place=place,
+                       message=f"{product.sku}: on hand{_at(place)} {before:,} → {after:,}"
+                               f" ({_signed(after - before)})."
                                + _alert_news(product, alert_before))
+
+
+def _at(place: Location) -> str:
+    """' at CODE' in a shop with several locations; unsaid in a shop with one."""
+    return f" at {place.code}" if several_locations() else ""
 
 
 @bp.post("/stock/<id32:product_id>/count")
@@ -128,30 +184,35 @@ def adjust(product_id: int):
 def count(product_id: int):
     product = _product_or_404(product_id)
     form = CountForm()
+    place, unknown = _place_of(form)
+    if place is None:
+        return _refusal(product, unknown, count_form=form, expected=form.expected.data)
     if not form.validate_on_submit():
         # Keep the figure the counter saw, so a later save still detects a change since then.
         expected = form.expected.data if not form.expected.errors else None
-        return _refusal(product, first_error(form), count_form=form, expected=expected)
+        return _refusal(product, first_error(form), count_form=form, expected=expected,
+                        place=place)
     alert_before = _alert_kind(product.id)
     try:
         product = services.count(
             product.id, form.counted.data, form.expected.data, note=form.note.data,
-            actor=services.Actor.staff(current_user), now=datetime.now(timezone.utc),
+            location=place, actor=services.Actor.staff(current_user),
+            now=datetime.now(timezone.utc),
         )
     except StaleCount as error:
-        message = (f"Stock changed since you loaded this page: on hand is now "
+        message = (f"Stock changed since you loaded this page: on hand{_at(place)} is now "
                    f"{error.current_on_hand:,}, not {form.expected.data:,}. Check your count "
                    f"and save again to set it to {form.counted.data:,}.")
         return _refusal(reread_product(product_id), message, status=409, count_form=form,
-                        stale=True)
+                        stale=True, place=place)
     except StockroomError as error:
         _field_error(form, error, "counted")
         return _refusal(reread_product(product_id), error, count_form=form,
-                        expected=form.expected.data)
+                        expected=form.expected.data, place=place)
     delta = form.counted.data - form.expected.data
     change = f" ({_signed(delta)})" if delta else " (no change)"
-    return _row_answer(product, level="success", updated=True,
-                       message=f"{product.sku}: counted {product.on_hand:,}{change}."
+    return _row_answer(product, level="success", updated=True, place=place,
+                       message=f"{product.sku}: counted {form.counted.data:,}{_at(place)}{change}."
                                + _alert_news(product, alert_before))
 
 
@@ -183,7 +244,7 @@ def _field_error(form, error: StockroomError, default_field: str) -> None:
 @bp.get("/stock/import")
 @require("edit_stock")
 def import_form():
-    return page("stock/import.html", form=ImportForm(formdata=None), report=None)
+    return _import_page(form=ImportForm(formdata=None), report=None)
 
 
 @bp.post("/stock/import")
@@ -194,25 +255,30 @@ def import_counts():
         return _apply_import(actor, now)
     form = ImportForm()
     if not form.validate_on_submit():
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     raw = form.file.data.read(MAX_IMPORT_BYTES + 1)
     if len(raw) > MAX_IMPORT_BYTES:
         form.file.errors.append(f"the file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB; split it")
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     try:
         text = raw.decode("utf-8-sig")
         if "\x00" in text:
             raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
     except UnicodeDecodeError:
         form.file.errors.append("the file is not UTF-8 text; save it as CSV (UTF-8)")
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     try:
         report = services.import_counts(text, actor=actor, now=now, apply=False)
     except InvalidInput as error:
         form.file.errors.append(error.message)
-        return page("stock/import.html", status=422, form=form, report=None)
-    return page("stock/import.html", form=ImportForm(formdata=None), report=report,
+        return _import_page(status=422, form=form, report=None)
+    return _import_page(form=ImportForm(formdata=None), report=report,
                 apply_form=_apply_form(text, report), file_name=form.file.data.filename)
+
+
+def _import_page(**context):
+    """The import page: its help and report name the default location."""
+    return page("stock/import.html", default_location=find_location(None), **context)
 
 
 def _apply_form(text: str, report) -> ApplyImportForm:
@@ -227,18 +293,18 @@ def _apply_import(actor, now):
     form = ImportForm(formdata=None)
     if not apply_form.validate_on_submit():
         flash(first_error(apply_form), "error")
-        return page("stock/import.html", status=422, form=form, report=None)
+        return _import_page(status=422, form=form, report=None)
     try:
         report = services.import_counts(apply_form.csv_text.data, actor=actor, now=now,
                                         apply=True, on_hand_seen=apply_form.seen)
     except ImportRejected as error:
         # Stock moved between the check and the apply: show the fresh report, nothing applied;
         # its form carries the new figures, so applying again confirms them.
-        return page("stock/import.html", status=409, form=form, report=error.report,
+        return _import_page(status=409, form=form, report=error.report,
                     apply_form=_apply_form(apply_form.csv_text.data, error.report),
                     error=error.message)
     except InvalidInput as error:
-        return page("stock/import.html", status=422, form=form, report=None, error=error.message)
+        return _import_page(status=422, form=form, report=None, error=error.message)
     matched = len(report.rows) - len(report.changes)
     flash(f"Import applied: {plural(len(report.changes), 'product')} changed, "
           f"{matched:,} already matched.", "success")

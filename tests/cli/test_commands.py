@@ -41,6 +41,15 @@ def test_demo_fills_an_empty_database_with_a_shop_worth_looking_at(cli):
     assert db.session.scalar(low) >= 20
     # The storefront made every hold: its last call is shown, not "never".
     assert db.session.scalar(select(sa.text("last_used_at")).select_from(sa.text("api_clients"))) is not None
+    # Four locations with stock at each, and holds at MAIN and at both stores.
+    from dashboard.models import Location, StockLevel
+    assert {code for (code,) in db.session.execute(select(Location.code))} == {
+        "MAIN", "NORTH", "STORE-1", "STORE-2"}
+    stocked = select(Location.code).join(StockLevel).where(StockLevel.on_hand > 0).distinct()
+    assert {code for (code,) in db.session.execute(stocked)} == {"MAIN", "NORTH", "STORE-1", "STORE-2"}
+    held_at = select(Location.code).join(Reservation, Reservation.location_id == Location.id).where(
+        Reservation.status == "active").distinct()
+    assert {code for (code,) in db.session.execute(held_at)} == {"MAIN", "STORE-1", "STORE-2"}
     assert services.check() == []
 
 

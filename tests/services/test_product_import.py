@@ -113,3 +113,46 @@ def test_a_few_thousand_rows_apply_in_one_transaction(now):
         actor=SYSTEM, now=now)
     assert len(again.updates) == sum(1 for i in range(3000) if i % 7 != i % 5)
     assert check() == []
+
+
+# --- a location column: where new products' opening stock lands ------------------------------
+
+def _levels(sku: str) -> dict[str, int]:
+    from dashboard.models import Location, StockLevel
+    db.session.expire_all()
+    return dict(db.session.execute(
+        select(Location.code, StockLevel.on_hand).join(StockLevel.location).join(
+            Product, Product.id == StockLevel.product_id).where(Product.sku == sku)).all())
+
+
+def test_opening_stock_lands_at_the_rows_location(product_factory, now):
+    from dashboard.services.locations import create_location
+    create_location("STORE-1", "High Street store", kind="store", actor=SYSTEM, now=now)
+    product_factory("OLD-1", on_hand=4)
+    data = ("SKU,Name,On hand,Location\n"
+            "NEW-1,Mug,5,store-1\n"
+            "NEW-2,Cup,3,\n"          # blank: the default location
+            "OLD-1,Old,9,STORE-1\n").encode()  # an existing product: no stock change
+    report = check_products(data)
+    assert report.opening_by_location == {"STORE-1": 5, "MAIN": 3} and not report.bad_rows
+    import_products(data, actor=SYSTEM, now=now)
+    assert _levels("NEW-1") == {"MAIN": 0, "STORE-1": 5}
+    assert _levels("NEW-2") == {"MAIN": 3, "STORE-1": 0}
+    assert _levels("OLD-1") == {"MAIN": 4, "STORE-1": 0}
+    opening = db.session.scalars(select(StockMovement).join(Product).where(Product.sku == "NEW-1")).one()
+    assert opening.on_hand_delta == 5 and opening.location_id != _main_id()
+    assert check() == []
+
+
+def _main_id() -> int:
+    from dashboard.services.locations import default_location
+    return default_location().id
+
+
+def test_an_unknown_location_is_a_bad_row_and_nothing_is_created(now):
+    data = b"SKU,Name,On hand,Location\nNEW-1,Mug,5,NOWHERE\nNEW-2,Cup,1,MAIN\n"
+    report = check_products(data)
+    assert report.bad_rows == [(2, "NEW-1", "unknown location NOWHERE")]
+    with pytest.raises(ImportRejected):
+        import_products(data, actor=SYSTEM, now=now)
+    assert db.session.scalar(select(func.count()).select_from(Product)) == 0

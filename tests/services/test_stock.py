@@ -246,3 +246,92 @@ def test_a_csv_field_over_the_csv_modules_limit_is_a_bad_file(merch, now):
     text = 'sku,on_hand\n"' + "x" * 140_000 + '",1\n'
     with pytest.raises(InvalidInput, match="line 2 is not valid CSV"):
         services.import_counts(text, actor=merch, now=now)
+
+
+# --- count import per location ----------------------------------------------------------------
+
+def _store(now):
+    from dashboard.services.locations import create_location
+    return create_location("STORE-1", "High Street store", kind="store", priority=200,
+                           actor=services.SYSTEM, now=now)
+
+
+def _level(product_id: int, code: str):
+    from sqlalchemy import select
+
+    from dashboard.models import Location, StockLevel
+    db.session.expire_all()
+    return db.session.scalars(select(StockLevel).join(Location).where(
+        StockLevel.product_id == product_id, Location.code == code)).one()
+
+
+def test_import_with_a_location_column_counts_each_level(product_factory, merch, now):
+    _store(now)
+    a = product_factory("IMP-A", on_hand=10)
+    services.adjust(a.id, 4, reason="delivery", location="STORE-1", actor=merch, now=now)
+    text = "location,sku,on_hand\nstore-1,IMP-A,6\n,IMP-A,9\n"  # blank: the default location
+    report = services.import_counts(text, actor=merch, now=now, apply=True)
+    assert report.applied and report.by_location
+    assert [(r.location, r.on_hand_before, r.on_hand_after) for r in report.rows] == [
+        ("store-1", 4, 6), ("", 10, 9)]
+    assert _level(a.id, "STORE-1").on_hand == 6 and _level(a.id, "MAIN").on_hand == 9
+    assert counters(a.id) == (15, 0)
+    assert _level(a.id, "STORE-1").last_stock_check == now
+    assert {(m.location_id, m.on_hand_delta) for m in ledger(a.id, "import")} == {
+        (_level(a.id, "STORE-1").location_id, 2), (_level(a.id, "MAIN").location_id, -1)}
+    assert services.check() == []
+
+
+def test_import_without_a_location_column_is_at_the_default_location(product_factory, merch, now):
+    _store(now)
+    a = product_factory("IMP-A", on_hand=10)
+    report = services.import_counts("sku,delta\nIMP-A,5\n", actor=merch, now=now, apply=True)
+    assert not report.by_location
+    assert _level(a.id, "MAIN").on_hand == 15 and _level(a.id, "STORE-1").on_hand == 0
+
+
+def test_import_names_unknown_locations_and_repeats_per_location(product_factory, merch, now):
+    _store(now)
+    a = product_factory("IMP-A", on_hand=10)
+    services.adjust(a.id, 3, reason="delivery", location="STORE-1", actor=merch, now=now)
+    services.reserve(a.sku, 3, SESSION, now=now, location="STORE-1")
+    text = ("sku,on_hand,location\n"
+            "IMP-A,5,MAIN\n"      # 2: fine
+            "IMP-A,5,STORE-1\n"   # 3: fine, the same SKU at another location
+            "IMP-A,6,\n"          # 4: blank is MAIN: a repeat of line 2
+            "IMP-A,1,NOWHERE\n"   # 5: unknown location
+            "imp-a,7,store-1\n")  # 6: a repeat of line 3 (any case)
+    report = services.import_counts(text, actor=merch, now=now)
+    assert {row.line: row.error for row in report.errors} == {
+        4: "SKU IMP-A at MAIN appears again (first on line 2)",
+        5: "unknown location NOWHERE",
+        6: "SKU imp-a at STORE-1 appears again (first on line 3)",
+    }
+    held = services.import_counts("sku,on_hand,location\nIMP-A,2,STORE-1\n", actor=merch, now=now)
+    assert held.errors[0].error == "3 units are held at STORE-1; on hand there cannot go below 3"
+
+
+def test_import_staleness_is_per_location(product_factory, merch, now):
+    _store(now)
+    a = product_factory("IMP-A", on_hand=10)
+    text = "sku,on_hand,location\nIMP-A,8,MAIN\nIMP-A,2,STORE-1\n"
+    dry_run = services.import_counts(text, actor=merch, now=now)
+    assert dry_run.on_hand_seen == [10, 0]
+    # A change at STORE-1 makes only that row stale; MAIN's row is as it was checked.
+    services.adjust(a.id, 1, reason="found one", location="STORE-1", actor=merch, now=now)
+    with pytest.raises(ImportRejected) as refused:
+        services.import_counts(text, actor=merch, now=now, apply=True,
+                               on_hand_seen=dry_run.on_hand_seen)
+    assert [(r.line, r.seen_on_hand, r.on_hand_before) for r in refused.value.report.stale] == [
+        (3, 0, 1)]
+    assert counters(a.id) == (11, 0)
+    report = services.import_counts(text, actor=merch, now=now, apply=True,
+                                    on_hand_seen=refused.value.report.on_hand_seen)
+    assert report.applied and counters(a.id) == (10, 0) and services.check() == []
+
+
+@pytest.mark.parametrize("header", ["sku,on_hand,delta", "sku,location", "sku,on_hand,location,location",
+                                    "sku,on_hand,where"])
+def test_import_with_a_bad_location_header_is_refused(header, merch, now):
+    with pytest.raises(InvalidInput, match="optional 'location' column"):
+        services.import_counts(header + "\nA,1,B\n", actor=merch, now=now)

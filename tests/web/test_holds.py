@@ -349,3 +349,28 @@ def test_a_hold_at_its_cap_says_so_instead_of_offering_extend(support, product_f
     assert page.count("At its cap") == 1
     assert f"/holds/{free.id}/extend" in page
     assert f"/holds/{capped.id}/extend" not in page
+
+
+# --- per location -----------------------------------------------------------------------------
+
+def test_holds_show_their_location_and_filter_by_it(support, product_factory, clock):
+    from dashboard.services.locations import create_location
+    create_location("STORE-1", "High Street store", kind="store", priority=200, actor=SYSTEM, now=clock)
+    mug = product_factory(sku="MUG-1", on_hand=5)
+    services.adjust(mug.id, 5, reason="delivery", location="STORE-1", actor=SYSTEM, now=clock)
+    at_main = _hold(mug, clock)
+    at_store = services.reserve(mug.sku, 2, Owner(session_key="s2"), 900, location="STORE-1", now=clock)
+
+    def ids(query):
+        page = support.get("/holds?" + query, headers=HX).get_data(as_text=True)
+        return set(map(int, re.findall(r'id="hold-(\d+)"', page)))
+
+    page = support.get("/holds").get_data(as_text=True)
+    row = re.search(rf'<tr id="hold-{at_store.id}".*?</tr>', page, re.S).group(0)
+    assert '<abbr title="High Street store">STORE-1</abbr>' in row
+    assert '<option value="STORE-1">' in page  # the location filter
+    assert ids("") == {at_main.id, at_store.id}
+    assert ids("location=store-1") == {at_store.id}
+    assert ids("location=MAIN&sku=MUG-1") == {at_main.id}
+    unknown = support.get("/holds?location=NOWHERE", headers=HX).get_data(as_text=True)
+    assert "There is no location “NOWHERE”" in unknown

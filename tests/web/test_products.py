@@ -231,3 +231,94 @@ def test_the_success_message_says_when_an_alert_opened_or_resolved(client, merch
     assert "RED-1: counted 0 (−3). Out of stock alert opened." in client.get("/products/RED-1").get_data(as_text=True)
     client.post(f"/stock/{product.id}/adjust", data={"delta": "20", "reason": "delivery", "next": "/products/RED-1"})
     assert "(+20). Its alert was resolved." in client.get("/products/RED-1").get_data(as_text=True)
+
+
+# --- per location -----------------------------------------------------------------------------
+
+def _with_a_store(now):
+    from dashboard.services.locations import create_location
+    return create_location("STORE-1", "High Street store", kind="store", priority=200,
+                           actor=services.SYSTEM, now=now)
+
+
+def _level(product_id: int, code: str):
+    from dashboard.models import Location, StockLevel
+    db.session.expire_all()
+    return db.session.scalars(select(StockLevel).join(Location).where(
+        StockLevel.product_id == product_id, Location.code == code)).one()
+
+
+def test_one_location_page_has_no_location_table(client, merchandiser, product_factory):
+    product_factory("RED-1", on_hand=10)
+    body = client.get("/products/RED-1").get_data(as_text=True)
+    assert "Stock by location" not in body and 'name="location"' not in body
+
+
+def test_product_page_has_a_row_per_location_with_its_forms(client, merchandiser, product_factory, now):
+    _with_a_store(now)
+    product = product_factory("RED-1", on_hand=10)
+    services.adjust(product.id, 4, reason="delivery", location="STORE-1", actor=services.SYSTEM, now=now)
+    services.reserve(product.sku, 1, Owner(session_key="s1"), now=now, location="STORE-1")
+    body = client.get("/products/RED-1").get_data(as_text=True)
+    row = re.search(r'<tr id="level-STORE-1">.*?</tr>', body, re.S).group(0)
+    assert "High Street store" in row
+    assert re.findall(r'<td class="num">([\d,]+)</td>', row) == ["4", "1", "3"]
+    assert row.count('name="location" value="STORE-1"') == 2 and 'name="expected" value="4"' in row
+    assert 'href="/transfers/new?sku=RED-1&amp;source=STORE-1"' in row
+    assert re.search(r'<td class="num">\d+</td><td>STORE-1</td><td class="num">1</td>', body)  # the hold
+    main = re.search(r'<tr id="level-MAIN">.*?</tr>', body, re.S).group(0)
+    assert 'name="expected" value="10"' in main
+
+
+def test_adjust_and_count_at_a_location_change_only_that_level(client, merchandiser, product_factory, now):
+    _with_a_store(now)
+    product = product_factory("RED-1", on_hand=10)
+    adjusted = client.post(f"/stock/{product.id}/adjust", data={
+        "delta": "5", "reason": "delivery", "location": "STORE-1", "next": "/products/RED-1", "from": "product"})
+    assert adjusted.status_code == 302
+    assert "RED-1: on hand at STORE-1 0 → 5 (+5)." in client.get("/products/RED-1").get_data(as_text=True)
+    counted = client.post(f"/stock/{product.id}/count", data={
+        "counted": "3", "expected": "5", "location": "STORE-1", "next": "/products/RED-1", "from": "product"})
+    assert counted.status_code == 302
+    assert _level(product.id, "STORE-1").on_hand == 3 and _level(product.id, "STORE-1").last_stock_check
+    assert _level(product.id, "MAIN").on_hand == 10 and fresh(product.id).on_hand == 13
+
+
+def test_a_stale_count_at_a_location_is_refused_in_its_row(client, merchandiser, product_factory, now):
+    _with_a_store(now)
+    product = product_factory("RED-1", on_hand=10)
+    services.adjust(product.id, 2, reason="other tab", location="STORE-1", actor=services.SYSTEM, now=now)
+    # MAIN's figure is unchanged: a count there against 10 is not stale.
+    refused = client.post(f"/stock/{product.id}/count", data={
+        "counted": "1", "expected": "0", "note": "shelf", "location": "STORE-1",
+        "next": "/products/RED-1", "from": "product"})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "on hand at STORE-1 is now 2, not 0" in body
+    row = re.search(r'<tr id="level-STORE-1">.*?</tr>', body, re.S).group(0)
+    assert 'name="expected" value="2"' in row and 'value="shelf"' in row and 'value="1"' in row
+    assert _level(product.id, "STORE-1").on_hand == 2
+
+
+def test_removing_held_units_at_a_location_names_it(client, merchandiser, product_factory, now):
+    _with_a_store(now)
+    product = product_factory("RED-1", on_hand=10)
+    services.adjust(product.id, 2, reason="delivery", location="STORE-1", actor=services.SYSTEM, now=now)
+    services.reserve(product.sku, 2, Owner(session_key="s1"), now=now, location="STORE-1")
+    refused = client.post(f"/stock/{product.id}/adjust", data={
+        "delta": "-1", "reason": "broken", "location": "STORE-1", "next": "/products/RED-1", "from": "product"})
+    assert refused.status_code == 409 and "held at STORE-1" in refused.get_data(as_text=True)
+    unknown = client.post(f"/stock/{product.id}/adjust", data={
+        "delta": "1", "reason": "x", "location": "NOWHERE", "next": "/products/RED-1", "from": "product"})
+    assert unknown.status_code == 422 and "NOWHERE" in unknown.get_data(as_text=True)
+    assert fresh(product.id).on_hand == 12
+
+
+def test_viewer_sees_the_location_table_without_forms(client, staff_factory, product_factory, now):
+    _with_a_store(now)
+    product_factory("RED-1", on_hand=10)
+    login(client, staff_factory("viewer"))
+    body = client.get("/products/RED-1").get_data(as_text=True)
+    assert '<tr id="level-STORE-1">' in body and "/adjust" not in body and "/transfers/new" not in body
+    product = db.session.scalars(select(Product)).one()
+    denied = client.post(f"/stock/{product.id}/adjust", data={"delta": "1", "reason": "x", "location": "STORE-1"})
+    assert denied.status_code == 403 and fresh(product.id).on_hand == 10

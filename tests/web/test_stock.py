@@ -621,3 +621,121 @@ def test_count_import_finds_skus_in_any_case(client, merchandiser, product_facto
     checked = _upload(client, "sku,on_hand\nsta-103-blue,7\n").get_data(as_text=True)
     assert client.post("/stock/import", data=_apply_fields(checked)).status_code == 302
     assert fresh(blue.id).on_hand == 7
+
+
+# --- per location ---------------------------------------------------------------------------
+
+def _shop_with_a_store(now, product_factory):
+    """MAIN plus STORE-1; BOTH-1 has 8 at MAIN and 3 at STORE-1 (1 held there)."""
+    from dashboard.services.locations import create_location
+    create_location("STORE-1", "High Street store", kind="store", priority=200,
+                    actor=services.SYSTEM, now=now)
+    both = product_factory("BOTH-1", on_hand=8, threshold=2)
+    services.adjust(both.id, 3, reason="delivery", location="STORE-1", actor=services.SYSTEM, now=now)
+    services.reserve(both.sku, 1, Owner(session_key="s1"), now=now, location="STORE-1")
+    product_factory("MAIN-1", on_hand=5, threshold=2)
+    return both
+
+
+def _row(body: str, sku: str) -> str:
+    return re.search(rf'<tr id="product-\d+"[^>]*>\s*<td class="nowrap"><a href="[^"]+">{sku}</a>.*?</tr>',
+                     body, re.S).group(0)
+
+
+def _figures(row: str) -> list[str]:
+    return re.findall(r'<td class="num[^"]*"[^>]*>([\d,]+)</td>', row)
+
+
+def test_one_location_shows_its_own_figures_and_tabs(client, merchandiser, product_factory, now):
+    _shop_with_a_store(now, product_factory)
+    body = client.get("/stock?location=store-1", headers=HX).get_data(as_text=True)
+    assert '<option value="STORE-1" selected>' in body
+    assert _figures(_row(body, "BOTH-1")) == ["3", "1", "2", "2"]  # on hand, held, available, threshold
+    assert _figures(_row(body, "MAIN-1")) == ["0", "0", "0", "2"]
+    # Low and out are the location's: at STORE-1, BOTH-1 is low (2 <= 2) and MAIN-1 is out.
+    assert skus(client.get("/stock?location=STORE-1&filter=low", headers=HX).get_data(as_text=True)) == ["BOTH-1"]
+    assert skus(client.get("/stock?location=STORE-1&filter=out", headers=HX).get_data(as_text=True)) == ["MAIN-1"]
+    assert skus(client.get("/stock?filter=out", headers=HX).get_data(as_text=True)) == []
+    # A search at the location too, sorted by its figures.
+    assert skus(client.get("/stock?location=STORE-1&q=main&filter=out", headers=HX).get_data(as_text=True)) == ["MAIN-1"]
+    assert skus(client.get("/stock?location=STORE-1&sort=available&dir=desc", headers=HX).get_data(as_text=True)) == ["BOTH-1", "MAIN-1"]
+
+
+def test_all_locations_shows_totals_with_a_column_per_location(client, merchandiser, product_factory, now):
+    _shop_with_a_store(now, product_factory)
+    body = client.get("/stock", headers=HX).get_data(as_text=True)
+    assert '<option value="" selected>All locations</option>' in body
+    # Totals, then available at MAIN and at STORE-1, then the threshold.
+    assert _figures(_row(body, "BOTH-1")) == ["11", "1", "10", "8", "2", "2"]
+    assert 'data-location="STORE-1"' in body
+
+
+def test_one_location_shop_has_no_selector_nor_columns(client, merchandiser, product_factory):
+    product_factory("RED-1", on_hand=4)
+    body = client.get("/stock", headers=HX).get_data(as_text=True)
+    assert 'name="location"' not in body and "data-location" not in body
+    assert _figures(_row(body, "RED-1")) == ["4", "0", "4", "2"]
+
+
+def test_location_survives_paging_and_filters(client, merchandiser, product_factory, now):
+    from dashboard.services.locations import create_location
+    create_location("STORE-1", "High Street store", kind="store", actor=services.SYSTEM, now=now)
+    for n in range(PAGE_SIZE + 3):
+        product_factory(f"P-{n:03d}", on_hand=1)
+    body = client.get("/stock?location=STORE-1", headers=HX).get_data(as_text=True)
+    assert "location=STORE-1" in re.search(r'<a href="([^"]+)"[^>]*rel="next"', body).group(1)
+    assert all("location=STORE-1" in link for link in re.findall(r'href="(/stock\?[^"]*filter=[^"]*)"', body))
+    assert len(_all_pages(client, "/stock?location=STORE-1&sort=on_hand")) == PAGE_SIZE + 3
+
+
+def test_unknown_location_says_so_and_shows_all(client, merchandiser, product_factory, now):
+    _shop_with_a_store(now, product_factory)
+    response = client.get("/stock?location=NOWHERE%3Cb%3E", headers=HX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "There is no location" in body and "<b>" not in body
+    assert _figures(_row(body, "BOTH-1"))[:3] == ["11", "1", "10"]
+
+
+def test_the_panel_of_a_list_at_a_location_changes_stock_there(client, merchandiser, product_factory, now):
+    both = _shop_with_a_store(now, product_factory)
+    list_body = client.get("/stock?location=STORE-1", headers=HX).get_data(as_text=True)
+    assert f"/stock/{both.id}/change?location=STORE-1" in list_body
+    panel = client.get(f"/stock/{both.id}/change?location=STORE-1", headers=HX).get_data(as_text=True)
+    assert "At STORE-1" in panel and 'name="location" value="STORE-1"' in panel
+    assert 'name="expected" value="3"' in panel
+    answer = client.post(f"/stock/{both.id}/adjust", headers=HX, data={
+        "delta": "2", "reason": "delivery", "location": "STORE-1", "next": "/stock?location=STORE-1"})
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and _figures(_row(body, "BOTH-1")) == ["5", "1", "4", "2"]
+    assert client.get(f"/stock/{both.id}/change?location=NOWHERE", headers=HX).status_code == 404
+    # A form error keeps the panel at its location, so the retry changes stock there too.
+    refused = client.post(f"/stock/{both.id}/adjust", headers=HX, data={
+        "delta": "0", "reason": "x", "location": "STORE-1", "next": "/stock?location=STORE-1"})
+    assert refused.status_code == 422
+    assert 'name="location" value="STORE-1"' in refused.get_data(as_text=True)
+
+
+def test_the_panel_of_all_locations_says_it_changes_the_default(client, merchandiser, product_factory, now):
+    both = _shop_with_a_store(now, product_factory)
+    panel = client.get(f"/stock/{both.id}/change", headers=HX).get_data(as_text=True)
+    assert "At MAIN" in panel and "the default location" in panel and 'name="expected" value="8"' in panel
+    answer = client.post(f"/stock/{both.id}/count", headers=HX, data={
+        "counted": "6", "expected": "8", "next": "/stock"})
+    body = answer.get_data(as_text=True)
+    # The row keeps the totals and a column per location.
+    assert answer.status_code == 200 and _figures(_row(body, "BOTH-1")) == ["9", "1", "8", "6", "2", "2"]
+
+
+def test_import_with_a_location_column_checks_and_applies_per_location(client, merchandiser, product_factory, now):
+    both = _shop_with_a_store(now, product_factory)
+    assert "<code>location</code> column" in client.get("/stock/import").get_data(as_text=True)
+    checked = _upload(client, "sku,on_hand,location\nBOTH-1,5,STORE-1\nBOTH-1,8,\nBOTH-1,1,NOWHERE\n")
+    body = checked.get_data(as_text=True)
+    assert checked.status_code == 200 and "<th>Location</th>" in body
+    assert "unknown location NOWHERE" in body and "<td>MAIN</td>" in body
+    good = _upload(client, "sku,on_hand,location\nBOTH-1,5,STORE-1\n").get_data(as_text=True)
+    seen = re.search(r'name="on_hand_seen"[^>]*value="([^"]*)"|value="([^"]*)"[^>]*name="on_hand_seen"', good)
+    applied = client.post("/stock/import", data={
+        "step": "apply", "csv_text": "sku,on_hand,location\nBOTH-1,5,STORE-1\n",
+        "on_hand_seen": seen.group(1) or seen.group(2)})
+    assert applied.status_code == 302 and fresh(both.id).on_hand == 13
