@@ -4,7 +4,8 @@ About 500 products over six departments with a spread of stock levels, two weeks
 history, carts, orders in every status, active holds expiring over the next 30 minutes, a
 few stuck ones of each kind, and open, acknowledged and resolved alerts. The shop keeps
 stock at four locations: MAIN (the default), a second warehouse that does not sell, and two
-stores, with holds at MAIN and at both stores.
+stores, with holds at MAIN and at both stores, and transfers from the second warehouse to
+the stores (one received, one in transit, one a draft).
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ from .services import Actor, Owner
 from .services.catalogue import upsert_products
 from .services.catalogue_fields import gtin_check_digit
 from .services.errors import StockroomError
-from .services.locations import create_location, default_location, update_location
+from .services import transfers
+from .services.locations import (
+    create_location, default_location, find_location, update_location,
+)
 from .services.transaction import transaction
 
 DEMO_PASSWORD = "stockroom-demo"
@@ -165,6 +169,7 @@ def load(now: datetime, seed: int = 7, progress=lambda step, what: None) -> str:
     progress(2, "stocking the catalogue")
     selling_down = _stock_the_catalogue(shop)
     _spread_over_locations(shop, sold_down={product.id for product, _ in selling_down})
+    _move_stock_between_locations(shop)
     progress(3, "selling some products down to low and out of stock")
     _sell_down(shop, selling_down)
     progress(4, "writing a fortnight of stock history")
@@ -225,6 +230,28 @@ def _spread_over_locations(shop: _Shop, sold_down: set[int]) -> None:
                             kind="receive", location=code, actor=merch, now=when)
         if code.startswith("STORE"):
             shop.at_store[code] = chosen
+
+
+def _move_stock_between_locations(shop: _Shop) -> None:
+    """Transfers from NORTH's overflow: one received at the High Street store, one on the
+    road to the Station store (in transit), one still a draft."""
+    rng, merch = shop.rng, shop.merch
+    north = find_location("NORTH")
+    stocked = [p for p in shop.products
+               if db.session.get(StockLevel, (p.id, north.id)).on_hand >= 20]
+    if len(stocked) < 9:
+        return
+    picked = rng.sample(stocked, 9)
+    for n, (destination, step) in enumerate((("STORE-1", "received"), ("STORE-2", "shipped"),
+                                             ("STORE-1", "draft"))):
+        when = shop.start + timedelta(days=3 + 4 * n, hours=9)
+        transfer = transfers.create_transfer(
+            "NORTH", destination, [(p.id, rng.randint(3, 8)) for p in picked[3 * n:3 * n + 3]],
+            note=f"Restock {destination} from the overflow", actor=merch, now=when)
+        if step != "draft":
+            transfers.ship(transfer.id, actor=merch, now=when + timedelta(hours=1))
+        if step == "received":
+            transfers.receive(transfer.id, actor=merch, now=when + timedelta(days=1))
 
 
 def _stock_the_catalogue(shop: _Shop) -> list[tuple[Product, int]]:

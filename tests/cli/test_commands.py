@@ -9,11 +9,14 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import (
     ApiClient,
+    Location,
     Order,
     Product,
     Reservation,
     StaffUser,
     StockAlert,
+    StockLevel,
+    Transfer,
 )
 from dashboard.services import SYSTEM
 
@@ -42,7 +45,6 @@ def test_demo_fills_an_empty_database_with_a_shop_worth_looking_at(cli):
     # The storefront made every hold: its last call is shown, not "never".
     assert db.session.scalar(select(sa.text("last_used_at")).select_from(sa.text("api_clients"))) is not None
     # Four locations with stock at each, and holds at MAIN and at both stores.
-    from dashboard.models import Location, StockLevel
     assert {code for (code,) in db.session.execute(select(Location.code))} == {
         "MAIN", "NORTH", "STORE-1", "STORE-2"}
     stocked = select(Location.code).join(StockLevel).where(StockLevel.on_hand > 0).distinct()
@@ -50,6 +52,8 @@ def test_demo_fills_an_empty_database_with_a_shop_worth_looking_at(cli):
     held_at = select(Location.code).join(Reservation, Reservation.location_id == Location.id).where(
         Reservation.status == "active").distinct()
     assert {code for (code,) in db.session.execute(held_at)} == {"MAIN", "STORE-1", "STORE-2"}
+    # Transfers from NORTH: one received, one in transit, one a draft.
+    assert sorted(db.session.scalars(select(Transfer.status))) == ["draft", "received", "shipped"]
     assert services.check() == []
 
 
