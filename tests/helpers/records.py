@@ -1,7 +1,8 @@
 """Records written and read straight from the database, around the services.
 
-The storefront's carts and orders (the dashboard reads them and never writes them), and a
-product's two counters as the database has them. Every layer's tests use these.
+The storefront's carts and orders (the dashboard reads them and never writes them), a
+product's two counters and its stock level at a location as the database has them, and a
+second location. Every layer's tests use these.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from dashboard.extensions import db
-from dashboard.models import Cart, CartItem, Order, OrderItem, Product
+from dashboard import services
+from dashboard.models import Cart, CartItem, Location, Order, OrderItem, Product, StockLevel
 
 
 def make_cart(now, items: dict[int, int], customer_id: int | None = 7,
@@ -50,3 +52,17 @@ def counters(product_id: int) -> tuple[int, int]:
     ).one()
     db.session.commit()
     return tuple(row)
+
+
+def high_street_store(now) -> Location:
+    """A second location, a store after MAIN in priority order (STORE-1)."""
+    from dashboard.services.locations import create_location
+    return create_location("STORE-1", "High Street store", kind="store", priority=200,
+                           actor=services.SYSTEM, now=now)
+
+
+def level_at(product_id: int, code: str) -> StockLevel:
+    """The product's stock level at the location with `code`, read fresh."""
+    db.session.expire_all()
+    return db.session.scalars(select(StockLevel).join(Location).where(
+        StockLevel.product_id == product_id, Location.code == code)).one()

@@ -7,7 +7,7 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Product
 from dashboard.services.errors import BelowHeld, ImportRejected, InvalidInput, StaleCount
-from tests.helpers.records import counters
+from tests.helpers.records import counters, high_street_store, level_at
 from tests.services.helpers import SESSION, ledger, snapshot, staff_actor, unresolved_alert
 
 
@@ -250,23 +250,8 @@ def test_a_csv_field_over_the_csv_modules_limit_is_a_bad_file(merch, now):
 
 # --- count import per location ----------------------------------------------------------------
 
-def _store(now):
-    from dashboard.services.locations import create_location
-    return create_location("STORE-1", "High Street store", kind="store", priority=200,
-                           actor=services.SYSTEM, now=now)
-
-
-def _level(product_id: int, code: str):
-    from sqlalchemy import select
-
-    from dashboard.models import Location, StockLevel
-    db.session.expire_all()
-    return db.session.scalars(select(StockLevel).join(Location).where(
-        StockLevel.product_id == product_id, Location.code == code)).one()
-
-
 def test_import_with_a_location_column_counts_each_level(product_factory, merch, now):
-    _store(now)
+    high_street_store(now)
     a = product_factory("IMP-A", on_hand=10)
     services.adjust(a.id, 4, reason="delivery", location="STORE-1", actor=merch, now=now)
     text = "location,sku,on_hand\nstore-1,IMP-A,6\n,IMP-A,9\n"  # blank: the default location
@@ -274,24 +259,24 @@ def test_import_with_a_location_column_counts_each_level(product_factory, merch,
     assert report.applied and report.by_location
     assert [(r.location, r.on_hand_before, r.on_hand_after) for r in report.rows] == [
         ("store-1", 4, 6), ("", 10, 9)]
-    assert _level(a.id, "STORE-1").on_hand == 6 and _level(a.id, "MAIN").on_hand == 9
+    assert level_at(a.id, "STORE-1").on_hand == 6 and level_at(a.id, "MAIN").on_hand == 9
     assert counters(a.id) == (15, 0)
-    assert _level(a.id, "STORE-1").last_stock_check == now
+    assert level_at(a.id, "STORE-1").last_stock_check == now
     assert {(m.location_id, m.on_hand_delta) for m in ledger(a.id, "import")} == {
-        (_level(a.id, "STORE-1").location_id, 2), (_level(a.id, "MAIN").location_id, -1)}
+        (level_at(a.id, "STORE-1").location_id, 2), (level_at(a.id, "MAIN").location_id, -1)}
     assert services.check() == []
 
 
 def test_import_without_a_location_column_is_at_the_default_location(product_factory, merch, now):
-    _store(now)
+    high_street_store(now)
     a = product_factory("IMP-A", on_hand=10)
     report = services.import_counts("sku,delta\nIMP-A,5\n", actor=merch, now=now, apply=True)
     assert not report.by_location
-    assert _level(a.id, "MAIN").on_hand == 15 and _level(a.id, "STORE-1").on_hand == 0
+    assert level_at(a.id, "MAIN").on_hand == 15 and level_at(a.id, "STORE-1").on_hand == 0
 
 
 def test_import_names_unknown_locations_and_repeats_per_location(product_factory, merch, now):
-    _store(now)
+    high_street_store(now)
     a = product_factory("IMP-A", on_hand=10)
     services.adjust(a.id, 3, reason="delivery", location="STORE-1", actor=merch, now=now)
     services.reserve(a.sku, 3, SESSION, now=now, location="STORE-1")
@@ -312,7 +297,7 @@ def test_import_names_unknown_locations_and_repeats_per_location(product_factory
 
 
 def test_import_staleness_is_per_location(product_factory, merch, now):
-    _store(now)
+    high_street_store(now)
     a = product_factory("IMP-A", on_hand=10)
     text = "sku,on_hand,location\nIMP-A,8,MAIN\nIMP-A,2,STORE-1\n"
     dry_run = services.import_counts(text, actor=merch, now=now)

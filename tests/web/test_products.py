@@ -12,6 +12,7 @@ from dashboard.extensions import db
 from dashboard.models import Product, StockAlert, StockMovement
 from dashboard.services import Owner
 from dashboard.queries.products import LEDGER_PAGE
+from tests.helpers.records import high_street_store, level_at
 from tests.helpers.web import HX, login
 
 
@@ -235,19 +236,6 @@ def test_the_success_message_says_when_an_alert_opened_or_resolved(client, merch
 
 # --- per location -----------------------------------------------------------------------------
 
-def _with_a_store(now):
-    from dashboard.services.locations import create_location
-    return create_location("STORE-1", "High Street store", kind="store", priority=200,
-                           actor=services.SYSTEM, now=now)
-
-
-def _level(product_id: int, code: str):
-    from dashboard.models import Location, StockLevel
-    db.session.expire_all()
-    return db.session.scalars(select(StockLevel).join(Location).where(
-        StockLevel.product_id == product_id, Location.code == code)).one()
-
-
 def test_one_location_page_has_no_location_table(client, merchandiser, product_factory):
     product_factory("RED-1", on_hand=10)
     body = client.get("/products/RED-1").get_data(as_text=True)
@@ -255,7 +243,7 @@ def test_one_location_page_has_no_location_table(client, merchandiser, product_f
 
 
 def test_product_page_has_a_row_per_location_with_its_forms(client, merchandiser, product_factory, now):
-    _with_a_store(now)
+    high_street_store(now)
     product = product_factory("RED-1", on_hand=10)
     services.adjust(product.id, 4, reason="delivery", location="STORE-1", actor=services.SYSTEM, now=now)
     services.reserve(product.sku, 1, Owner(session_key="s1"), now=now, location="STORE-1")
@@ -271,7 +259,7 @@ def test_product_page_has_a_row_per_location_with_its_forms(client, merchandiser
 
 
 def test_adjust_and_count_at_a_location_change_only_that_level(client, merchandiser, product_factory, now):
-    _with_a_store(now)
+    high_street_store(now)
     product = product_factory("RED-1", on_hand=10)
     adjusted = client.post(f"/stock/{product.id}/adjust", data={
         "delta": "5", "reason": "delivery", "location": "STORE-1", "next": "/products/RED-1", "from": "product"})
@@ -280,12 +268,12 @@ def test_adjust_and_count_at_a_location_change_only_that_level(client, merchandi
     counted = client.post(f"/stock/{product.id}/count", data={
         "counted": "3", "expected": "5", "location": "STORE-1", "next": "/products/RED-1", "from": "product"})
     assert counted.status_code == 302
-    assert _level(product.id, "STORE-1").on_hand == 3 and _level(product.id, "STORE-1").last_stock_check
-    assert _level(product.id, "MAIN").on_hand == 10 and fresh(product.id).on_hand == 13
+    assert level_at(product.id, "STORE-1").on_hand == 3 and level_at(product.id, "STORE-1").last_stock_check
+    assert level_at(product.id, "MAIN").on_hand == 10 and fresh(product.id).on_hand == 13
 
 
 def test_a_stale_count_at_a_location_is_refused_in_its_row(client, merchandiser, product_factory, now):
-    _with_a_store(now)
+    high_street_store(now)
     product = product_factory("RED-1", on_hand=10)
     services.adjust(product.id, 2, reason="other tab", location="STORE-1", actor=services.SYSTEM, now=now)
     # MAIN's figure is unchanged: a count there against 10 is not stale.
@@ -296,11 +284,11 @@ def test_a_stale_count_at_a_location_is_refused_in_its_row(client, merchandiser,
     assert refused.status_code == 409 and "on hand at STORE-1 is now 2, not 0" in body
     row = re.search(r'<tr id="level-STORE-1">.*?</tr>', body, re.S).group(0)
     assert 'name="expected" value="2"' in row and 'value="shelf"' in row and 'value="1"' in row
-    assert _level(product.id, "STORE-1").on_hand == 2
+    assert level_at(product.id, "STORE-1").on_hand == 2
 
 
 def test_removing_held_units_at_a_location_names_it(client, merchandiser, product_factory, now):
-    _with_a_store(now)
+    high_street_store(now)
     product = product_factory("RED-1", on_hand=10)
     services.adjust(product.id, 2, reason="delivery", location="STORE-1", actor=services.SYSTEM, now=now)
     services.reserve(product.sku, 2, Owner(session_key="s1"), now=now, location="STORE-1")
@@ -314,7 +302,7 @@ def test_removing_held_units_at_a_location_names_it(client, merchandiser, produc
 
 
 def test_viewer_sees_the_location_table_without_forms(client, staff_factory, product_factory, now):
-    _with_a_store(now)
+    high_street_store(now)
     product_factory("RED-1", on_hand=10)
     login(client, staff_factory("viewer"))
     body = client.get("/products/RED-1").get_data(as_text=True)
