@@ -32,8 +32,6 @@ psycopg after 5 runs, as in production, so generic plans are part of what is mea
 
     .venv/bin/python bench/pages.py [--reuse] [-n 50] [--only PAGE] [--url postgresql://...]
                                     [--products 100000] [--locations 5]
-Pages a branch may not have yet (the stock list at one location) are probed first and left
-out, with a note, when they answer 400 or 404.
 Server and user from --url (default postgresql://postgres@127.0.0.1/postgres).
 """
 from __future__ import annotations
@@ -644,11 +642,13 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
         ("reconcile drift", client, ["/jobs/reconcile/drift"], HTMX),
         ("admin staff", admin_client, ["/admin/staff"], {}),
         ("admin api clients", admin_client, ["/admin/api-clients"], {}),
+        *location_pages(client, admin_client, s),
     ]
 
 
-def location_pages(client, s: dict) -> list[tuple]:
-    """Pages of one location, which a branch may not have yet (main() probes them)."""
+def location_pages(client, admin_client, s: dict) -> list[tuple]:
+    """The pages of one location (the stores and warehouses after MAIN), transfers and the
+    locations admin page."""
     codes = s["locations"][1:] or s["locations"]
     return [
         ("stock at a location", client, [f"/stock?location={c}" for c in codes], {}),
@@ -656,6 +656,9 @@ def location_pages(client, s: dict) -> list[tuple]:
          [f"/stock?location={c}&filter=low" for c in codes], HTMX),
         ("stock at a location, search", client,
          [f"/stock?location={c}&q=navy" for c in codes], HTMX),
+        ("holds at a location", client, [f"/holds?location={c}" for c in codes], HTMX),
+        ("transfers", client, ["/transfers", "/transfers?status=shipped"], {}),
+        ("admin locations", admin_client, ["/admin/locations"], {}),
     ]
 
 
@@ -724,17 +727,6 @@ def main() -> None:
     results = []
     for page, who, urls, headers in pages(client, admin_client, s):
         if args.only and args.only not in page:
-            continue
-        results.append(measure(who, meter, page, urls, args.n, args.warmups, headers))
-    for page, who, urls, headers in location_pages(client, s):
-        if args.only and args.only not in page:
-            continue
-        probe = who.get(urls[0], headers=headers)
-        code = urls[0].partition("location=")[2].partition("&")[0]
-        if probe.status_code in (400, 404) or code not in probe.get_data(as_text=True):
-            print(f"note: {page} skipped: {urls[0]} answers {probe.status_code}"
-                  + ("" if probe.status_code in (400, 404) else " without naming the location")
-                  + " (not on this branch yet)")
             continue
         results.append(measure(who, meter, page, urls, args.n, args.warmups, headers))
     if not args.no_writes:
