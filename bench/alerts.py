@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flask_migrate import upgrade  # noqa: E402
 
+from bench.stores import add_stores  # noqa: E402
 from dashboard import create_app  # noqa: E402
 from dashboard import services  # noqa: E402
 from dashboard.extensions import db  # noqa: E402
@@ -70,11 +71,7 @@ def build(url: str) -> None:
         " is_active, alert_muted, created_at, updated_at)"
         " SELECT 'SKU-' || lpad(i::text, 6, '0'), 'Product ' || i, 9.95, 500, 0, 10,"
         " true, false, now(), now() FROM generate_series(1, :n) AS i"), {"n": PRODUCTS})
-    db.session.execute(sa.text(
-        "INSERT INTO locations (id, code, name, kind, is_active, sellable, priority, is_default,"
-        " created_at) SELECT i, 'STORE-' || i, 'Store ' || i, 'store', true, true, 10 * i,"
-        " false, now() FROM generate_series(2, :n) AS i"), {"n": LOCATIONS})
-    db.session.execute(sa.text("SELECT setval('locations_id_seq', :n)"), {"n": LOCATIONS})
+    add_stores(db.session, LOCATIONS, datetime.now(timezone.utc))
     db.session.execute(sa.text(
         "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
         " SELECT p.id, l.id, p.on_hand / :n, 0 FROM products p, locations l"), {"n": LOCATIONS})

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade  # noqa: E402
 
+from bench.stores import add_stores  # noqa: E402
 from dashboard import create_app, services  # noqa: E402
 from dashboard.extensions import db  # noqa: E402
 from dashboard.models import Product, Reservation, StockLevel, StockMovement  # noqa: E402
@@ -86,12 +87,8 @@ def build(products: int, rows: int, holds: int) -> None:
     with app.app_context():
         upgrade()
         params = {"now": NOW, "p": products, "n": rows, "every": every, "l": LOCATIONS}
+        add_stores(db.session, LOCATIONS, NOW)
         for sql in (
-            """INSERT INTO locations (id, code, name, kind, is_active, sellable, priority,
-                                      is_default, created_at)
-               SELECT i, 'STORE-' || i, 'Store ' || i, 'store', true, true, 10 * i, false, :now
-               FROM generate_series(2, :l) AS i""",
-            "SELECT setval('locations_id_seq', :l)",
             """INSERT INTO products (id, sku, name, price, on_hand, reserved, low_stock_threshold,
                                      is_active, alert_muted, created_at, updated_at)
                SELECT i, 'SKU-' || lpad(i::text, 6, '0'), 'Product ' || i, 9.99, 0, 0, 10,

@@ -46,7 +46,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from html import unescape
 from pathlib import Path
 
@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade  # noqa: E402
 
+from bench.stores import add_stores  # noqa: E402
 from dashboard import create_app, services  # noqa: E402
 from dashboard.extensions import db  # noqa: E402
 
@@ -123,13 +124,6 @@ BUILD = [
                     WHEN i % 20 < 19 THEN 'shipped' ELSE 'cancelled' END,
                0, :now - (i % 43200) * interval '1 minute', :now - (i % 600) * interval '1 second'
         FROM generate_series(1, 30000) AS i"""),
-    ("locations", """
-        INSERT INTO locations (id, code, name, kind, is_active, sellable, priority, is_default,
-                               created_at)
-        SELECT i, 'STORE-' || i, 'Store ' || i, 'store', true, true, 10 * i, false,
-               :now - interval '400 days'
-        FROM generate_series(2, :locations) AS i;
-        SELECT setval('locations_id_seq', :locations)"""),
     ("reservations", """
         INSERT INTO reservations (id, product_id, location_id, quantity, session_key,
                                   customer_id, cart_id, order_id, status, created_at,
@@ -356,6 +350,8 @@ def build(base_url: str, now: datetime, products: int, locations: int) -> None:
             services.create_api_client(name, now=now)
         db.session.remove()
         params = {"now": now, "locations": locations}
+        with db.engine.begin() as conn:
+            add_stores(conn, locations, now - timedelta(days=400))
         for step, sql in BUILD:
             sql = scaled(sql, products)
             step_started = time.perf_counter()

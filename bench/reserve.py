@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade  # noqa: E402
 
+from bench.stores import add_stores  # noqa: E402
 from dashboard import create_app, services  # noqa: E402
 from dashboard.extensions import db  # noqa: E402
 from dashboard.services import Owner  # noqa: E402
@@ -93,12 +94,7 @@ def build() -> None:
             " SELECT 'SKU-' || lpad(g::text, 5, '0'), 'Product ' || g, 9.99, :stock, 0, 10,"
             " true, false, now(), now() FROM generate_series(1, :n) g"
         ), {"stock": STOCK, "n": PRODUCTS})
-        db.session.execute(sa.text(
-            "INSERT INTO locations (id, code, name, kind, is_active, sellable, priority,"
-            " is_default, created_at)"
-            " SELECT i, 'STORE-' || i, 'Store ' || i, 'store', true, true, 10 * i, false, now()"
-            " FROM generate_series(2, :n) AS i"), {"n": LOCATIONS})
-        db.session.execute(sa.text("SELECT setval('locations_id_seq', :n)"), {"n": LOCATIONS})
+        add_stores(db.session, LOCATIONS, datetime.now(timezone.utc))
         db.session.execute(sa.text(
             "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
             " SELECT p.id, l.id, 0, 0 FROM products p, locations l"))
