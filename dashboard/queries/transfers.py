@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
-from ..models import TRANSFER_STATUSES, Location, StockLevel, Transfer, TransferLine
+from ..models import TRANSFER_STATUSES, StockLevel, Transfer, TransferLine
 from ..services.limits import MAX_ID
 
 PAGE_SIZE = 50
@@ -72,8 +72,3 @@ def source_levels(transfer: Transfer) -> dict[int, StockLevel]:
         select(StockLevel).where(StockLevel.location_id == transfer.source_id,
                                  StockLevel.product_id.in_(ids)))}
 
-
-def open_locations() -> list[Location]:
-    """Where a transfer may start or end: the active locations, in allocation order."""
-    return list(db.session.scalars(
-        select(Location).where(Location.is_active).order_by(Location.priority, Location.id)))

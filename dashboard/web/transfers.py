@@ -13,10 +13,11 @@ from .. import services
 from ..models import TRANSFER_STATUSES, Transfer
 from ..queries.params import whole_number_or_none
 from ..queries.transfers import (
-    chosen_status, open_locations, source_levels, transfer_by_id, transfer_page,
+    chosen_status, source_levels, transfer_by_id, transfer_page,
 )
 from ..services import limits
 from ..services.errors import InvalidInput, StockroomError
+from ..services.locations import all_locations
 from ..services.wording import plural
 from .access import require
 from .forms import ReasonForm, TransferForm, TransferStepForm, first_error
@@ -44,7 +45,7 @@ def index():
 # --- a new transfer ------------------------------------------------------------------------
 
 def _with_places(form: TransferForm) -> TransferForm:
-    places = open_locations()
+    places = all_locations(active_only=True)  # where a transfer may start or end
     choices = [(p.code, f"{p.code} · {p.name}") for p in places]
     form.source.choices = choices
     form.destination.choices = choices
