@@ -117,8 +117,8 @@ def test_adjust_opens_in_a_panel_that_fits_a_tablet(live_server, chromium, staff
     page.locator(".toast", has_text="TSH-NVY-004217: on hand 12 → 9 (−3).").wait_for()
     page.locator("tr", has_text="TSH-NVY-004217").locator("td[data-col=on_hand]", has_text="9").wait_for()
     # Focus goes back to the (re-rendered) row's action.
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'change-%d-open'"
-                           % product_id)
+    page.wait_for_function("() => document.activeElement"
+                           " && document.activeElement.id === 'change-%d-open'" % product_id)
 
     # A refusal stays in the panel, beside its field.
     page.locator("tr", has_text="TSH-NVY-004217").get_by_role("link", name="Adjust or count").click()
@@ -155,13 +155,16 @@ def test_next_page_starts_at_the_top_of_the_table(live_server, chromium, staff_f
 
     # The header stays in view while the list scrolls.
     page.mouse.wheel(0, 1200)
-    page.wait_for_function("window.scrollY > 600")
+    # A function, not an expression: polling an expression evals it in the page, which the
+    # page's CSP (script-src 'self') refuses whenever the first check comes back false.
+    page.wait_for_function("() => window.scrollY > 600")
     header = page.locator("#stock-table thead th").first
     assert abs(header.bounding_box()["y"]) <= 1
 
     page.locator("nav.pager").get_by_role("link", name="Next page").click()
     page.locator("#stock-range", has_text="51–100 of 120").wait_for()
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'stock-range'")
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.id === 'stock-range'")
     top = page.locator("#stock-range").bounding_box()["y"]
     assert 0 <= top <= 100, f"after Next the table starts {top} px down the view"
     assert "ITEM-050" in page.locator("#stock-table tbody tr").first.inner_text()
