@@ -71,9 +71,11 @@ def post(rule: str, body: schemas.Body):
 
 def _answer(view, values: dict, now: datetime, path: dict) -> tuple[object, int]:
     """Without a key: the call and its answer in one flat transaction; a refusal rolls it
-    all back (so 'nothing was changed' is true) and is answered after."""
+    all back (so 'nothing was changed' is true) and is answered after. Each view is one
+    service call answered from what it returns: a call that is one statement commits it
+    by itself (`transaction.run_alone`)."""
     try:
-        with unit_of_work(savepoints=False):
+        with unit_of_work(savepoints=False, single_call=True):
             return view(values, now, **path)
     except (StockroomError, ApiError) as error:
         return _refusal(error)

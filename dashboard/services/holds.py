@@ -33,7 +33,7 @@ from .ledger import Move, apply_deltas, lock_products, record
 from .locations import allocation, find_location
 from .owners import Owner, checked_owner
 from .products import sellable_product
-from .transaction import keep_so_far, transactional
+from .transaction import can_run_alone, keep_so_far, transactional
 
 
 _INSERT_HOLD = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
@@ -67,11 +67,13 @@ def reserve(
     by_id = (isinstance(product, int) and not isinstance(product, bool)
              and 0 < product <= limits.MAX_ID)
     reason = f"held for {owner.describe()}"
-    if (db.session.connection().dialect.name == "postgresql"
-            and (by_sku or by_id or isinstance(product, Product))):
+    if _on_postgresql() and (by_sku or by_id or isinstance(product, Product)):
         key = product.strip() if by_sku else product if by_id else product.id
-        done = holds_pg.reserve(by_sku, key, quantity, owner, now + timedelta(seconds=ttl),
-                                reason, actor, now, place.id if place else None, allocation())
+        take = (by_sku, key, quantity, owner, now + timedelta(seconds=ttl), reason, actor, now,
+                place.id if place else None, allocation())
+        done = holds_pg.reserve(*take, alone=True) if _quiet_alone() else None
+        if done is None:
+            done = holds_pg.reserve(*take)
         if done is not None:
             hold = _hold_object(done.hold_id, done.change.product_id, done.location_id, quantity,
                                 owner, ttl, actor, now)
@@ -223,9 +225,23 @@ def _hold_object(hold_id: int, product_id: int, location_id: int, quantity: int,
     return hold
 
 
+def _on_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _quiet_alone() -> bool:
+    """Whether a hold's one statement may run quiet and alone (holds_pg): nothing else in
+    the transaction, and no event wanted on every change of available."""
+    return can_run_alone() and not events.stock_updated_wanted()
+
+
 def _changed_in_one_statement(change: StockChange, now: datetime) -> None:
     """What `ledger.record` does after a move (the zero-crossing event), which the one
-    statement wrote its ledger line without, then the alert check."""
+    statement wrote its ledger line without, then the alert check.
+
+    After a quiet statement run alone this sends nothing, unless the product moved between
+    the statement's snapshot and its row lock (release, commit): then the check runs in a
+    transaction of its own, just after; the scheduled evaluation covers a crash between."""
     events.available_changed(change.product_id, change.available_before, change.available, now)
     _evaluate(change, now)
 
@@ -414,11 +430,11 @@ def extend(
         raise InvalidInput("the new expiry must be a date and time with a time zone",
                            field="until")
     limits.reason_text(reason, required=False)
-    if db.session.connection().dialect.name == "postgresql":
+    if _on_postgresql():
         reservation_id = limits.require_whole_number(
             reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
         hold = holds_pg.extend(reservation_id, until, current_app.config["HOLD_EXTEND_CAP"],
-                               actor, now)
+                               actor, now, alone=can_run_alone())
         if hold is not None:
             return hold
     # Not extended in one statement: the checks below say which rule refused it.
@@ -454,8 +470,11 @@ def _end_one(reservation_id: int, status: str, kind: str, reason: str, actor: Ac
     actor's; otherwise, and on SQLite, `end_holds` after `_active_hold` says why not."""
     reservation_id = limits.require_whole_number(
         reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
-    if db.session.connection().dialect.name == "postgresql":
-        done = holds_pg.end(reservation_id, consume, status, kind, reason, actor, now)
+    if _on_postgresql():
+        end = (reservation_id, consume, status, kind, reason, actor, now)
+        done = holds_pg.end(*end, alone=True) if _quiet_alone() else None
+        if done is None:
+            done = holds_pg.end(*end)
         if done is not None:
             hold, change = done
             _changed_in_one_statement(change, now)

@@ -6,6 +6,13 @@ write the ledger line; extend moves the expiry. Each returns, in the same round 
 the answer and the alert check need, so the product's row lock is held for one statement
 plus the COMMIT instead of four client round trips.
 
+Most calls need nothing after their statement: the product stays above its low-stock
+threshold, so no alert or event is due. Each statement has a *quiet* form that acts only
+then; when nothing else is in the transaction the caller runs that form alone, in
+autocommit (`transaction.run_alone`): the statement and its COMMIT are one round trip, and
+the row locks last one statement. A call that is not quiet runs the plain form in a
+transaction with the alert check after it.
+
 When a statement changes nothing (unknown SKU, inactive, short, hold not active, beyond the
 cap...) the caller in `holds` runs the general multi-statement path, which explains the
 refusal exactly (or, after lazy expiry, does the work): refusals are the cold path.
@@ -26,6 +33,7 @@ from ..extensions import db
 from ..models import Location, Product, Reservation, UTCDateTime
 from .actor import Actor
 from .owners import Owner
+from .transaction import run_alone
 
 
 class StockChange(NamedTuple):
@@ -62,7 +70,7 @@ class StockChange(NamedTuple):
 # path places the hold), never too much.
 _RESERVE = """
 WITH product AS (
-    SELECT id FROM products WHERE {key} AND is_active FOR UPDATE
+    SELECT id FROM products WHERE {key} AND is_active {quiet} FOR UPDATE
 ), spot AS (
     SELECT s.product_id, s.location_id, l.code
     FROM stock_levels AS s
@@ -115,13 +123,20 @@ ORDERS = {
     "priority": "l.priority, l.id",
     "most_available": "s.on_hand - s.reserved DESC, l.priority, l.id",
 }
+# Quiet: the take leaves the product above its low-stock threshold and its alert unmuted,
+# so no alert can need raising, changing or resolving and available crosses no zero: the
+# statement is the call's whole effect and runs as its own transaction (`run_alone`).
+# FOR UPDATE re-checks the condition against the latest row, so it holds when it commits.
+_QUIET_TAKE = ("AND NOT alert_muted"
+               " AND on_hand - reserved - CAST(:quantity AS integer) > low_stock_threshold")
 RESERVE = {
-    (by_sku, allocation): text(_RESERVE.format(
+    (by_sku, allocation, quiet): text(_RESERVE.format(
         key="sku = CAST(:key AS varchar)" if by_sku else "id = CAST(:key AS integer)",
-        order=order))
+        order=order, quiet=_QUIET_TAKE if quiet else ""))
     for by_sku in (True, False) for allocation, order in ORDERS.items()
+    for quiet in (True, False)
 }
-RESERVE_BY_SKU = RESERVE[True, "priority"]  # what bench/reserve.py runs under pgbench
+RESERVE_BY_SKU = RESERVE[True, "priority", True]  # what bench/reserve.py runs under pgbench
 
 _HOLD_COLUMNS = ("id", "product_id", "location_id", "quantity", "session_key", "customer_id", "cart_id",
                  "order_id", "status", "created_at", "expires_at", "ended_at",
@@ -139,6 +154,7 @@ WITH ended AS (
         end_reason = CAST(:reason AS text), ended_by_staff_id = CAST(:staff AS integer),
         ended_by_api_client_id = CAST(:client AS integer)
     WHERE r.id = CAST(:id AS bigint) AND r.status = 'active' AND {_REACHES}
+      {{quiet}}
     RETURNING {_HOLD_RETURNING}
 ), moved AS (
     UPDATE products AS p
@@ -170,8 +186,16 @@ FROM ended JOIN moved ON moved.id = ended.product_id, level
 """
 _TIMES = {"created_at": UTCDateTime(), "expires_at": UTCDateTime(),
           "ended_at": UTCDateTime()}
-RELEASE = text(_END.format(consumed="0"))
-COMMIT = text(_END.format(consumed="ended.quantity"))
+# Quiet, as for reserve: the product is above its threshold, unmuted. Its row is read from
+# the statement's snapshot here, not locked (the hold is locked before its product), so
+# the caller checks the figures the statement returns and evaluates if they moved.
+_QUIET_END = ("AND EXISTS (SELECT FROM products AS q WHERE q.id = r.product_id"
+              " AND NOT q.alert_muted AND q.on_hand - q.reserved > q.low_stock_threshold)")
+END = {
+    (consume, quiet): text(_END.format(consumed="ended.quantity" if consume else "0",
+                                       quiet=_QUIET_END if quiet else ""))
+    for consume in (True, False) for quiet in (True, False)
+}
 
 EXTEND = text(f"""
 UPDATE reservations AS r SET expires_at = CAST(:until AS timestamptz)
@@ -196,26 +220,27 @@ class Placed(NamedTuple):
 
 def reserve(by_sku: bool, key, quantity: int, owner: Owner, expires_at: datetime,
             reason: str, actor: Actor, now: datetime, location_id: int | None,
-            allocation: str) -> Placed | None:
+            allocation: str, alone: bool = False) -> Placed | None:
     """Where the hold was placed when the units were free there and the product sellable,
-    else None."""
-    row = db.session.connection().execute(RESERVE[by_sku, allocation], {
+    else None. `alone`: only a quiet take (see _QUIET_TAKE), as its own transaction."""
+    row = _run(alone, RESERVE[by_sku, allocation, alone], {
         "key": key, "quantity": quantity, "now": now, "expires_at": expires_at,
         "client": actor.api_client_id, "staff": actor.staff_id, "location": location_id,
         "session_key": owner.session_key, "customer_id": owner.customer_id,
         "cart_id": owner.cart_id, "order_id": owner.order_id, "reason": reason,
-    }).first()
+    })
     return None if row is None else Placed(row[0], row[1], row[2], StockChange(*row[3:]))
 
 
 def end(reservation_id: int, consume: bool, status: str, kind: str, reason: str,
-        actor: Actor, now: datetime):
-    """(the ended hold, StockChange) when the hold was active and reachable, else None."""
-    row = db.session.connection().execute(COMMIT if consume else RELEASE, {
+        actor: Actor, now: datetime, alone: bool = False):
+    """(the ended hold, StockChange) when the hold was active and reachable (and, `alone`,
+    its product quiet: see _QUIET_END), else None."""
+    row = _run(alone, END[consume, alone], {
         "id": reservation_id, "status": status, "kind": kind, "reason": reason,
         "now": now, "staff": actor.staff_id, "client": actor.api_client_id,
         "anyone": _reaches_anyone(actor),
-    }).first()
+    })
     if row is None:
         return None
     width = len(_HOLD_COLUMNS)
@@ -224,13 +249,19 @@ def end(reservation_id: int, consume: bool, status: str, kind: str, reason: str,
 
 
 def extend(reservation_id: int, until: datetime, cap_seconds: int, actor: Actor,
-           now: datetime) -> Reservation | None:
+           now: datetime, alone: bool = False) -> Reservation | None:
     """The extended hold when every rule of `holds.extend` allows it, else None."""
-    row = db.session.connection().execute(EXTEND, {
+    row = _run(alone, EXTEND, {
         "id": reservation_id, "until": until, "now": now, "cap": cap_seconds,
         "client": actor.api_client_id, "anyone": _reaches_anyone(actor),
-    }).first()
+    })
     return None if row is None else _known_hold(row[:-2], row[-2], row[-1])
+
+
+def _run(alone: bool, statement, params: dict):
+    if alone:
+        return run_alone(statement, params)
+    return db.session.connection().execute(statement, params).first()
 
 
 def _reaches_anyone(actor: Actor) -> bool:

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import ROLES, ApiClient, StaffUser
 from .errors import Conflict, InvalidInput, NotFound
 from .sessions import end_all_sessions
-from .transaction import transaction, transactional
+from .transaction import can_run_alone, run_alone, transaction, transactional
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verifying against this keeps unknown-email sign-ins as slow as wrong-password ones.
@@ -164,7 +164,10 @@ def client_for_token(token: str):
     or None."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    return db.session.execute(_CLIENT_FOR_TOKEN, {"token_hash": token_hash(token)}).first()
+    values = {"token_hash": token_hash(token)}
+    if can_run_alone():  # a read on its own: no BEGIN and COMMIT around it
+        return run_alone(_CLIENT_FOR_TOKEN, values)
+    return db.session.execute(_CLIENT_FOR_TOKEN, values).first()
 
 
 def record_api_client_use(client: ApiClient, now: datetime) -> None:

@@ -34,6 +34,7 @@ class Work:
     """The open unit of work; `discard()` makes it roll back instead of committing."""
 
     savepoints: bool
+    single_call: bool = False
     discarded: bool = False
 
     def discard(self) -> None:
@@ -41,10 +42,14 @@ class Work:
 
 
 @contextmanager
-def unit_of_work(savepoints: bool = True):
-    """One transaction around a request's service call and its answer (see the module)."""
+def unit_of_work(savepoints: bool = True, single_call: bool = False):
+    """One transaction around a request's service call and its answer (see the module).
+
+    `single_call`: the block is one service call whose answer is built from what the call
+    returns, with nothing before it to keep or roll back; a call that is one statement may
+    then commit it by itself (`run_alone`)."""
     session = db.session()
-    work = Work(savepoints)
+    work = Work(savepoints, single_call)
     session.info[_OUTER] = work
     # The answer is built before the commit; nothing needs the objects refreshed after it.
     previous, session.expire_on_commit = session.expire_on_commit, False
@@ -105,6 +110,38 @@ def transaction():
     except BaseException:
         db.session.rollback()
         raise
+
+
+def can_run_alone() -> bool:
+    """Whether a statement run now may be a whole transaction by itself (`run_alone`):
+    on PostgreSQL, outside a unit of work (whose effect commits with its answer) unless it
+    is a single call's, with no transaction open on the session and nothing waiting to be
+    flushed into one, so nothing done before it is left to commit with it."""
+    session = db.session()
+    work = session.info.get(_OUTER)
+    return (session.get_bind().dialect.name == "postgresql"
+            and (work is None or work.single_call) and not session.in_transaction()
+            and not (session.new or session.dirty or session.deleted))
+
+
+def run_alone(statement, params: dict):
+    """Run one statement as a whole transaction; its first row, or None.
+
+    For a call whose entire effect is that one statement, and only where `can_run_alone()`.
+    In autocommit the statement and its COMMIT are one round trip, where BEGIN, statement,
+    COMMIT are three and keep the rows it locked locked across the last two. A connection
+    lost while it ran leaves the outcome unknown, as a lost COMMIT does."""
+    session = db.session()
+    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        row = connection.execute(statement, params).first()
+    except BaseException as error:
+        session.rollback()
+        if isinstance(error, DBAPIError) and is_disconnect(error):
+            raise OutcomeUnknown(str(error)) from error
+        raise
+    session.commit()  # sends nothing (the statement committed itself); frees the connection
+    return row
 
 
 def keep_so_far() -> None:

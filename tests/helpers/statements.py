@@ -8,6 +8,14 @@ database after the service commit).
 `before_cursor_execute` on the engine sees every statement; the engine's `commit` event
 marks each real COMMIT (a session's `after_commit` also fires when a savepoint is released,
 which is not a commit). Only this thread's statements are counted.
+
+A statement run alone in autocommit (`transaction.run_alone`) is a transaction by itself:
+one that changed rows counts as a statement and its commit; a read, or a quiet statement
+that changed nothing, is neither (the commit event a session sends after it is no COMMIT).
+
+`sent_statements` (PostgreSQL) reads how each statement went off the psycopg connection:
+in autocommit psycopg sends no BEGIN before it, and a connection idle after it has no
+transaction left to commit.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 
 
@@ -32,18 +41,62 @@ class Seen:
 def statements(engine):
     seen, thread = Seen(), threading.get_ident()
 
-    def on_statement(_conn, _cursor, statement, _params, _context, _many):
-        if threading.get_ident() == thread:
+    def ours(connection) -> bool:
+        return threading.get_ident() == thread
+
+    def alone(connection) -> bool:
+        return connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+    def on_statement(conn, _cursor, statement, _params, _context, _many):
+        if ours(conn) and not alone(conn):
             seen.statements.append(statement)
 
-    def on_commit(_connection):
-        if threading.get_ident() == thread:
+    def on_alone(conn, cursor, statement, _params, _context, _many):
+        if (ours(conn) and alone(conn) and cursor.rowcount > 0
+                and not statement.lstrip().upper().startswith("SELECT")):
+            seen.statements.append(statement)
             seen.commits.append(len(seen.statements))
 
-    event.listen(engine, "before_cursor_execute", on_statement)
-    event.listen(engine, "commit", on_commit)
+    def on_commit(conn):
+        if ours(conn) and not alone(conn):
+            seen.commits.append(len(seen.statements))
+
+    listeners = [("before_cursor_execute", on_statement), ("after_cursor_execute", on_alone),
+                 ("commit", on_commit)]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
-        event.remove(engine, "commit", on_commit)
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+
+
+@dataclass
+class Sent:
+    word: str        # the statement's first word
+    alone: bool      # in autocommit: psycopg sent no BEGIN before it
+    idle_after: bool  # no transaction open after it: it committed by itself
+
+
+@contextmanager
+def sent_statements(engine):
+    """Every statement this thread sends in the block, as Sent."""
+    seen: list[Sent] = []
+    thread = threading.get_ident()
+
+    def after(conn, _cursor, statement, *_args):
+        if threading.get_ident() != thread:
+            return
+        driver = conn.connection.dbapi_connection
+        seen.append(Sent(statement.lstrip().split(None, 1)[0].upper(), driver.autocommit,
+                         driver.info.transaction_status == TransactionStatus.IDLE))
+
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "after_cursor_execute", after)
+
+
+ALONE = Sent("WITH", alone=True, idle_after=True)  # a quiet hold statement, its own transaction
