@@ -32,10 +32,14 @@ def _terminate(database_url: str, pid: int) -> None:
     try:
         with other.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            # Wait until the server has really ended it (termination is asynchronous).
+            # Wait until the server has really ended it (termination is asynchronous). A
+            # transaction reads pg_stat_activity from one snapshot, taken at its first read:
+            # cleared on every turn, or a first look that still saw the backend loops forever
+            # (a CI run timed out so).
             conn.execute(sa.text(
                 "DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = "
-                f"{int(pid)}) LOOP PERFORM pg_sleep(0.01); END LOOP; END $$"))
+                f"{int(pid)}) LOOP PERFORM pg_sleep(0.01); PERFORM pg_stat_clear_snapshot();"
+                " END LOOP; END $$"))
     finally:
         other.dispose()
 
