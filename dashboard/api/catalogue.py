@@ -7,7 +7,6 @@ import re
 from datetime import datetime, timezone
 
 from flask import g, jsonify, request
-from werkzeug.routing import PathConverter
 
 from ..queries.catalogue import MAX_PAGE, catalogue_page, decode_position
 from ..services import catalogue
@@ -25,17 +24,6 @@ from .schemas import FieldError, Integer
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
 LIMIT = Integer(1, MAX_PAGE, "Products per page (default 100).", example=100)
-
-
-class SkuConverter(PathConverter):
-    """A SKU in a URL (it may contain '/'); `batch` is the batch call's, not a product's."""
-
-    regex = r"(?!batch$)[^/].*?"
-
-
-@bp.record_once
-def _sku_converter(state) -> None:
-    state.app.url_map.converters["sku"] = SkuConverter
 
 
 def catalogue_json(product: CatalogueProduct, locations: list[dict]) -> dict:

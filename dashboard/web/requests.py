@@ -35,7 +35,14 @@ class Id64(IntegerConverter):
 
 
 class Sku(PathConverter):
-    """A SKU in a path: matched like a path, written fully escaped."""
+    """A SKU in a path: the rest of the path, written fully escaped.
+
+    Any character matches, a newline too (a path's `.` would not), so a SKU that is wrong
+    reaches the view and is refused by name rather than being a 404 no one documented.
+    `batch` is the API's batch call, never a product.
+    """
+
+    regex = r"(?!batch$)[^/][\s\S]*?"
 
     def to_url(self, value) -> str:
         return quote(str(value), safe="")
