@@ -73,8 +73,10 @@ def build(url: str) -> None:
         " true, false, now(), now() FROM generate_series(1, :n) AS i"), {"n": PRODUCTS})
     add_stores(db.session, LOCATIONS, datetime.now(timezone.utc))
     db.session.execute(sa.text(
-        "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
-        " SELECT p.id, l.id, p.on_hand / :n, 0 FROM products p, locations l"), {"n": LOCATIONS})
+        "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved,"
+        " product_threshold, product_is_active)"
+        " SELECT p.id, l.id, p.on_hand / :n, 0, p.low_stock_threshold, p.is_active"
+        " FROM products p, locations l"), {"n": LOCATIONS})
     db.session.commit()
     db.session.execute(sa.text("ANALYZE products, stock_levels"))
     db.session.commit()

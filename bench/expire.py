@@ -107,8 +107,10 @@ def build(products: int, rows: int, holds: int) -> None:
                       CASE WHEN i % :every = 0 THEN NULL ELSE 'bench history' END
                FROM generate_series(1, :n) AS i""",
             # Each level: its active holds and 20 units free; the products' totals their sums.
-            """INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)
-               SELECT p.id, l.id, coalesce(h.held, 0) + 20, coalesce(h.held, 0)
+            """INSERT INTO stock_levels (product_id, location_id, on_hand, reserved,
+                                         product_threshold, product_is_active)
+               SELECT p.id, l.id, coalesce(h.held, 0) + 20, coalesce(h.held, 0),
+                      p.low_stock_threshold, p.is_active
                FROM products p CROSS JOIN locations l
                LEFT JOIN (SELECT product_id, location_id, sum(quantity) AS held
                           FROM reservations WHERE status = 'active'

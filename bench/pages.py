@@ -193,11 +193,13 @@ BUILD = [
         WHERE p.id = q.id"""),
     # Each level: its holds there, plus an even share of the product's free units.
     ("levels", """
-        INSERT INTO stock_levels (product_id, location_id, on_hand, reserved, last_stock_check)
+        INSERT INTO stock_levels (product_id, location_id, on_hand, reserved, last_stock_check,
+                                  product_threshold, product_is_active)
         SELECT p.id, l.id,
                coalesce(h.held, 0) + (p.on_hand - p.reserved) / :locations
                    + CASE WHEN l.id = 1 THEN (p.on_hand - p.reserved) % :locations ELSE 0 END,
-               coalesce(h.held, 0), CASE WHEN l.id = 1 THEN p.last_stock_check END
+               coalesce(h.held, 0), CASE WHEN l.id = 1 THEN p.last_stock_check END,
+               p.low_stock_threshold, p.is_active
         FROM products p CROSS JOIN locations l
         LEFT JOIN (SELECT product_id, location_id, sum(quantity) AS held FROM reservations
                    WHERE status = 'active' GROUP BY product_id, location_id) h

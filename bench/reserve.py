@@ -97,8 +97,10 @@ def build() -> None:
         ), {"stock": STOCK, "n": PRODUCTS})
         add_stores(db.session, LOCATIONS, datetime.now(timezone.utc))
         db.session.execute(sa.text(
-            "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
-            " SELECT p.id, l.id, 0, 0 FROM products p, locations l"))
+            "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved,"
+            " product_threshold, product_is_active)"
+            " SELECT p.id, l.id, 0, 0, p.low_stock_threshold, p.is_active"
+            " FROM products p, locations l"))
         db.session.commit()
         db.engine.dispose()
     reset()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -115,6 +116,10 @@ class Product(db.Model):
             # Low vs out from the index alone on PostgreSQL (migration 0007).
             postgresql_include=["on_hand", "reserved"],
         ),
+        # What each stock level's copy of the threshold and is_active refers to (migration
+        # 0010): a foreign key needs a unique key over exactly its columns.
+        Index("uq_products_id_threshold_active", "id", "low_stock_threshold", "is_active",
+              unique=True),
         Index(
             "ix_products_inactive", "id",
             postgresql_where=text("NOT is_active"), sqlite_where=text("NOT is_active"),
@@ -188,9 +193,17 @@ class Location(db.Model):
         return f"<Location {self.code}>"
 
 
+LEVEL_ALERTING = "product_is_active AND on_hand - reserved <= product_threshold"
+
+
 class StockLevel(db.Model):
     """A product's stock at one location. `products.on_hand` and `products.reserved` are the
-    sums over its levels, kept in the same statement as every change (ledger.apply_deltas)."""
+    sums over its levels, kept in the same statement as every change (ledger.apply_deltas).
+
+    `product_threshold` and `product_is_active` are the product's, copied so one location's
+    low and out levels can be a partial index (ix_stock_levels_alerting). The database keeps
+    them: the foreign key names all three product columns and cascades their updates, so
+    code never writes them except when inserting a level (from the product's row)."""
 
     __tablename__ = "stock_levels"
     __table_args__ = (
@@ -199,13 +212,23 @@ class StockLevel(db.Model):
         CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
         # One location's stock list, sorted or filtered by its own figures.
         Index("ix_stock_levels_location_id_product_id", "location_id", "product_id"),
+        ForeignKeyConstraint(
+            ["product_id", "product_threshold", "product_is_active"],
+            ["products.id", "products.low_stock_threshold", "products.is_active"],
+            name="fk_stock_levels_product_id_products", ondelete="CASCADE", onupdate="CASCADE"),
+        # One location's low and out levels (its tab counts), as stock.alerting() says.
+        Index(
+            "ix_stock_levels_alerting", "location_id", "product_id",
+            postgresql_where=text(LEVEL_ALERTING), sqlite_where=text(LEVEL_ALERTING),
+        ),
     )
 
-    product_id: Mapped[int] = mapped_column(
-        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(primary_key=True)
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), primary_key=True)
     on_hand: Mapped[int] = mapped_column(Integer, default=0)
     reserved: Mapped[int] = mapped_column(Integer, default=0)
+    product_threshold: Mapped[int] = mapped_column(Integer)
+    product_is_active: Mapped[bool] = mapped_column(Boolean)
     last_stock_check: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     location: Mapped[Location] = relationship()
@@ -561,6 +584,8 @@ class StockAlert(db.Model):
             sqlite_where=text("status <> 'resolved'"),
         ),
         Index("ix_stock_alerts_status_opened_at_id", "status", "opened_at", "id"),
+        # The open and acknowledged tabs by severity (queries.alerts): an index range.
+        Index("ix_stock_alerts_status_kind_opened_at_id", "status", "kind", "opened_at", "id"),
         Index("ix_stock_alerts_product_id", "product_id"),
     )
 

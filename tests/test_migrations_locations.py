@@ -133,6 +133,17 @@ def test_locations_migration_moves_the_previous_demo_into_main_without_changing_
         assert services.check() == []
         db.session.remove()  # its open transaction would keep the downgrade's DDL waiting
 
+        # 0010: each level gets its product's threshold and is_active, figures unchanged.
+        upgrade()
+        assert _figures() == before
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM stock_levels l JOIN products p ON p.id = l.product_id"
+                " WHERE l.product_threshold = p.low_stock_threshold"
+                " AND l.product_is_active = p.is_active")).scalar_one() == len(products)
+        assert services.check() == []
+        db.session.remove()
+
         downgrade(revision=PREVIOUS)
         assert _revision() == PREVIOUS
         assert _figures() == before
@@ -141,13 +152,14 @@ def test_locations_migration_moves_the_previous_demo_into_main_without_changing_
     assert _previous(tree, blank_database, now, "check") == []  # and the old code agrees
 
     with app.app_context():
-        upgrade(revision=LOCATIONS)
+        upgrade()  # today's services write today's schema
         create_location("NORTH", "North store", kind="store", actor=SYSTEM, now=now)
         sku = products[0].sku
         services.adjust(sku, 3, reason="delivery to the store", location="NORTH",
                         actor=SYSTEM, now=now)
         moved = _figures()
         db.session.remove()
+        downgrade(revision=LOCATIONS)
         with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's RuntimeError
             downgrade(revision=PREVIOUS)
         assert "cannot go back to one location" in capfd.readouterr().err

@@ -185,14 +185,21 @@ def _count_if(condition):
 def catalogue_counts(location_id: int | None = None) -> dict[str, int]:
     """How many products each filter tab holds, over the whole catalogue, from indexes: the
     primary key, ix_products_inactive, and the few rows of the partial ix_products_alerting.
-    At one location, low and out are that location's, counted over its levels."""
+    At one location, low and out are that location's: the rows of the partial
+    ix_stock_levels_alerting there (each level carries its product's threshold and
+    is_active, which the foreign key keeps equal to the product's)."""
     every = db.session.scalar(select(func.count()).select_from(Product)) or 0
     inactive = db.session.scalar(select(func.count()).select_from(Product).where(~Product.is_active)) or 0
-    c = _figures(location_id)
+    if location_id is None:
+        c, where = Product, alerting()
+    else:
+        c = SimpleNamespace(on_hand=StockLevel.on_hand, reserved=StockLevel.reserved,
+                            low_stock_threshold=StockLevel.product_threshold,
+                            is_active=StockLevel.product_is_active)
+        where = and_(StockLevel.location_id == location_id, alerting(c))
     available = c.on_hand - c.reserved
-    low, out = db.session.execute(_at(
-        select(_count_if(available > 0), _count_if(available <= 0)).select_from(Product)
-        .where(alerting(c)), location_id)).one()
+    low, out = db.session.execute(
+        select(_count_if(available > 0), _count_if(available <= 0)).where(where)).one()
     return {"all": every, "low": low, "out": out, "inactive": inactive}
 
 

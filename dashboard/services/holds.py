@@ -33,7 +33,7 @@ from .ledger import Move, apply_deltas, lock_products, record
 from .locations import allocation, find_location
 from .owners import Owner, checked_owner
 from .products import sellable_product
-from .transaction import can_run_alone, keep_so_far, transactional
+from .transaction import can_run_alone, keep_so_far, on_postgresql, transactional
 
 
 _INSERT_HOLD = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
@@ -67,7 +67,7 @@ def reserve(
     by_id = (isinstance(product, int) and not isinstance(product, bool)
              and 0 < product <= limits.MAX_ID)
     reason = f"held for {owner.describe()}"
-    if _on_postgresql() and (by_sku or by_id or isinstance(product, Product)):
+    if on_postgresql() and (by_sku or by_id or isinstance(product, Product)):
         key = product.strip() if by_sku else product if by_id else product.id
         take = (by_sku, key, quantity, owner, now + timedelta(seconds=ttl), reason, actor, now,
                 place.id if place else None, allocation())
@@ -223,10 +223,6 @@ def _hold_object(hold_id: int, product_id: int, location_id: int, quantity: int,
     make_transient_to_detached(hold)
     db.session.add(hold)
     return hold
-
-
-def _on_postgresql() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
 
 
 def _quiet_alone() -> bool:
@@ -430,7 +426,7 @@ def extend(
         raise InvalidInput("the new expiry must be a date and time with a time zone",
                            field="until")
     limits.reason_text(reason, required=False)
-    if _on_postgresql():
+    if on_postgresql():
         reservation_id = limits.require_whole_number(
             reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
         hold = holds_pg.extend(reservation_id, until, current_app.config["HOLD_EXTEND_CAP"],
@@ -470,7 +466,7 @@ def _end_one(reservation_id: int, status: str, kind: str, reason: str, actor: Ac
     actor's; otherwise, and on SQLite, `end_holds` after `_active_hold` says why not."""
     reservation_id = limits.require_whole_number(
         reservation_id, "reservation_id", 1, limits.MAX_HOLD_ID)
-    if _on_postgresql():
+    if on_postgresql():
         end = (reservation_id, consume, status, kind, reason, actor, now)
         done = holds_pg.end(*end, alone=True) if _quiet_alone() else None
         if done is None:

@@ -23,6 +23,10 @@ from .actor import Actor
 from .errors import Conflict, InvalidInput, NotFound
 from .transaction import transactional
 
+# A level's columns as inserted; its copy of the product's threshold and is_active comes from
+# the product's row (the foreign key refuses any other value; models.StockLevel).
+LEVEL_COLUMNS = ("product_id, location_id, on_hand, reserved, product_threshold,"
+                 " product_is_active")
 CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,19}")
 
 
@@ -106,8 +110,9 @@ def create_location(code: str, name: str, *, kind: str = "warehouse", sellable: 
     except IntegrityError:  # @transactional rolls back
         raise Conflict(f"a location with code {location.code} already exists")
     db.session.execute(text(
-        "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
-        " SELECT id, :location, 0, 0 FROM products"), {"location": location.id})
+        f"INSERT INTO stock_levels ({LEVEL_COLUMNS})"
+        " SELECT id, :location, 0, 0, low_stock_threshold, is_active FROM products"),
+        {"location": location.id})
     return location
 
 
@@ -168,13 +173,16 @@ def add_levels(opening: dict[int, int], at: int | None = None) -> None:
     where = "l.id = CAST(:at AS integer)" if at is not None else "l.is_default"
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text(
-            "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
-            f" SELECT v.id, l.id, CASE WHEN {where} THEN v.on_hand ELSE 0 END, 0"
-            " FROM unnest(CAST(:ids AS integer[]), CAST(:on_hand AS integer[])) AS v(id, on_hand),"
-            " locations AS l"), {"ids": ids, "on_hand": on_hand, "at": at})
+            f"INSERT INTO stock_levels ({LEVEL_COLUMNS})"
+            f" SELECT v.id, l.id, CASE WHEN {where} THEN v.on_hand ELSE 0 END, 0,"
+            " p.low_stock_threshold, p.is_active"
+            " FROM unnest(CAST(:ids AS integer[]), CAST(:on_hand AS integer[])) AS v(id, on_hand)"
+            " JOIN products AS p ON p.id = v.id, locations AS l"),
+            {"ids": ids, "on_hand": on_hand, "at": at})
         return
     statement = text(
-        "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
-        f" SELECT :id, l.id, CASE WHEN {where} THEN :on_hand ELSE 0 END, 0 FROM locations AS l")
+        f"INSERT INTO stock_levels ({LEVEL_COLUMNS})"
+        f" SELECT :id, l.id, CASE WHEN {where} THEN :on_hand ELSE 0 END, 0,"
+        " p.low_stock_threshold, p.is_active FROM locations AS l, products AS p WHERE p.id = :id")
     db.session.connection().execute(
         statement, [{"id": i, "on_hand": n, "at": at} for i, n in zip(ids, on_hand)])

@@ -112,6 +112,11 @@ def transaction():
         raise
 
 
+def on_postgresql() -> bool:
+    """Whether the session's database is PostgreSQL (the one-statement paths need it)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def can_run_alone() -> bool:
     """Whether a statement run now may be a whole transaction by itself (`run_alone`):
     on PostgreSQL, outside a unit of work (whose effect commits with its answer) unless it
@@ -119,9 +124,8 @@ def can_run_alone() -> bool:
     flushed into one, so nothing done before it is left to commit with it."""
     session = db.session()
     work = session.info.get(_OUTER)
-    return (session.get_bind().dialect.name == "postgresql"
-            and (work is None or work.single_call) and not session.in_transaction()
-            and not (session.new or session.dirty or session.deleted))
+    return (on_postgresql() and (work is None or work.single_call)
+            and not session.in_transaction() and not (session.new or session.dirty or session.deleted))
 
 
 def run_alone(statement, params: dict):

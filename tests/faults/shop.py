@@ -107,9 +107,11 @@ def _products(cluster: Cluster) -> list[Product]:
                 (sku, f"Fault test {'hot' if hot else 'cold'} item {n}", on_hand, 6 if hot else 10),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved)"
-                " SELECT %s, id, %s, 0 FROM locations WHERE is_default",
-                (product_id, on_hand),
+                "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved,"
+                " product_threshold, product_is_active)"
+                " SELECT p.id, l.id, %s, 0, p.low_stock_threshold, p.is_active"
+                " FROM locations l, products p WHERE l.is_default AND p.id = %s",
+                (on_hand, product_id),
             )
             conn.execute(
                 "INSERT INTO stock_movements (product_id, location_id, kind, on_hand_delta,"

@@ -3,12 +3,15 @@ when it is empty, and exactly one default."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import Location, StockLevel, Transfer
+from dashboard.queries.stock import catalogue_counts
 from dashboard.services import SYSTEM, Owner
+from dashboard.services.catalogue import upsert_product
 from dashboard.services.errors import Conflict, InvalidInput
 from dashboard.services.locations import (
     UnknownLocation,
@@ -137,3 +140,47 @@ def test_a_closed_location_takes_no_holds_and_reopens(product_factory, now):
     update_location(store, is_active=True, actor=SYSTEM, now=now)
     db.session.expire_all()
     assert find_location("STORE-1").is_active
+
+
+def copies_at(location: Location) -> dict[int, tuple[int, bool]]:
+    return {product_id: (threshold, active) for product_id, threshold, active in db.session.execute(
+        select(StockLevel.product_id, StockLevel.product_threshold, StockLevel.product_is_active)
+        .where(StockLevel.location_id == location.id))}
+
+
+def tabs_at(location: Location) -> dict[str, int]:
+    counts = catalogue_counts(location.id)
+    return {"low": counts["low"], "out": counts["out"]}
+
+
+def test_levels_follow_their_products_threshold_and_active_flag(product_factory, now):
+    # Each level carries its product's threshold and is_active for one location's low and out
+    # tabs (ix_stock_levels_alerting); the foreign key cascades every change of the product's.
+    store = create_location("STORE-1", "Shop", actor=SYSTEM, now=now)
+    red = product_factory("RED-1", on_hand=20, threshold=10)
+    blue = product_factory("BLUE-1", on_hand=20, threshold=10)
+    services.adjust(red.id, 4, reason="delivery", location="STORE-1", actor=SYSTEM, now=now)
+    services.adjust(blue.id, 12, reason="delivery", location="STORE-1", actor=SYSTEM, now=now)
+    assert copies_at(store) == {red.id: (10, True), blue.id: (10, True)}
+    assert tabs_at(store) == {"low": 1, "out": 0}  # red: 4 at or below 10
+
+    services.update_product(red.id, low_stock_threshold=3, actor=SYSTEM, now=now)
+    services.update_product(blue.id, low_stock_threshold=15, actor=SYSTEM, now=now)
+    assert copies_at(store) == {red.id: (3, True), blue.id: (15, True)}
+    assert tabs_at(store) == {"low": 1, "out": 0}  # now blue: 12 at or below 15
+    services.update_product(blue.id, is_active=False, actor=SYSTEM, now=now)
+    assert copies_at(store)[blue.id] == (15, False) and tabs_at(store) == {"low": 0, "out": 0}
+    upsert_product("RED-1", {"low_stock_threshold": 4}, actor=SYSTEM, now=now)
+    assert copies_at(store)[red.id] == (4, True) and tabs_at(store) == {"low": 1, "out": 0}
+    main = default_location()
+    assert copies_at(main) == {red.id: (4, True), blue.id: (15, False)}
+
+
+def test_a_level_whose_copy_differs_from_its_product_is_refused_by_the_database(
+        product_factory, now):
+    red = product_factory("RED-1", on_hand=5, threshold=10)
+    with pytest.raises(IntegrityError):
+        db.session.execute(text("UPDATE stock_levels SET product_threshold = 99"
+                                " WHERE product_id = :id"), {"id": red.id})
+    db.session.rollback()
+    assert copies_at(default_location()) == {red.id: (10, True)}
