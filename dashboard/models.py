@@ -220,6 +220,7 @@ class StockLevel(db.Model):
         Index(
             "ix_stock_levels_alerting", "location_id", "product_id",
             postgresql_where=text(LEVEL_ALERTING), sqlite_where=text(LEVEL_ALERTING),
+            postgresql_include=["on_hand", "reserved"],  # low vs out from the index alone
         ),
     )
 

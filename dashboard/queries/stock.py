@@ -24,6 +24,7 @@ SORTS = {
     "threshold": Product.low_stock_threshold,
 }
 TEXT_SORTS = ("sku", "name")
+LEVEL_SORTS = ("on_hand", "reserved", "available")  # at one location: its level's figures
 MAX_CATEGORY = 100
 MAX_LOCATION_CODE = 20
 # With all locations shown, up to this many active locations get an available column each;
@@ -193,9 +194,7 @@ def catalogue_counts(location_id: int | None = None) -> dict[str, int]:
     if location_id is None:
         c, where = Product, alerting()
     else:
-        c = SimpleNamespace(on_hand=StockLevel.on_hand, reserved=StockLevel.reserved,
-                            low_stock_threshold=StockLevel.product_threshold,
-                            is_active=StockLevel.product_is_active)
+        c = _level_figures()
         where = and_(StockLevel.location_id == location_id, alerting(c))
     available = c.on_hand - c.reserved
     low, out = db.session.execute(
@@ -253,8 +252,7 @@ def stock_page(query: StockQuery, after: str | None, before: str | None = None,
         next_cursor = _cursor_of(rows[-1], query.sort) if more else None
         previous_cursor = _cursor_of(rows[0], query.sort) if position is not None and rows else None
     if tab_counts is None:
-        tab_counts = (catalogue_counts(location_id) if not (query.q or query.category)
-                      else _found_counts(query, location_id))
+        tab_counts = catalogue_counts(location_id)
     first_page = (position is None and back is None) or (back is not None and not more)
     start = 1 if first_page else max(1, start)
     start = max(1, min(start, tab_counts[query.filter] - len(rows) + 1))
@@ -294,17 +292,76 @@ def _catalogue_page(query: StockQuery, edge, back: bool, location_id: int | None
     return _rows(statement.limit(PAGE_SIZE + 1), location_id)
 
 
-def _found(location_id: int | None):
-    c = _figures(location_id)
-    return _at(select(Product.id, Product.sku, Product.name, c.on_hand.label("on_hand"),
-                      c.reserved.label("reserved"), Product.low_stock_threshold,
-                      Product.is_active), location_id)
+def _matches(query: StockQuery):
+    """The products the search and category find, as a materialized CTE of the few columns
+    the tabs and sorts need; their figures are the totals (the caller joins a location's)."""
+    return _searched(select(Product.id, Product.sku, Product.name, Product.on_hand,
+                            Product.reserved, Product.low_stock_threshold, Product.is_active),
+                     query).cte("found").prefix_with("MATERIALIZED")
+
+
+def _level_figures():
+    """A level's figures and its copy of the product's threshold and is_active, named as
+    alerting() reads them."""
+    return SimpleNamespace(on_hand=StockLevel.on_hand, reserved=StockLevel.reserved,
+                           low_stock_threshold=StockLevel.product_threshold,
+                           is_active=StockLevel.product_is_active)
+
+
+def _levels_here(location_id: int, only_alerting: bool):
+    """The location's levels as (id, on_hand, reserved) by product id; `only_alerting`: its
+    low and out ones, ix_stock_levels_alerting's rows (a few thousand of 100k)."""
+    levels = select(StockLevel.product_id.label("id"), StockLevel.on_hand,
+                    StockLevel.reserved).where(StockLevel.location_id == location_id)
+    if only_alerting:
+        levels = levels.where(alerting(_level_figures()))
+    return levels.subquery("here")
+
+
+def _with_levels(found, levels):
+    """The matches with the levels' figures in place of the totals (matches without such a
+    level drop out)."""
+    c = found.c
+    return (select(c.id, c.sku, c.name, levels.c.on_hand, levels.c.reserved,
+                   c.low_stock_threshold, c.is_active)
+            .join(levels, levels.c.id == c.id))
+
+
+def _tallies(found, location_id: int | None) -> list:
+    """How many matches each tab holds (all, low, out, inactive), as scalar subqueries.
+
+    At a location, low and out are the matches among its alerting levels: joining them to
+    the location's few low and out levels, not to all 100k of its levels."""
+    def tally(source, condition=None):
+        counted = select(func.count()).select_from(source)
+        return (counted if condition is None else counted.where(condition)).scalar_subquery()
+
+    if location_id is None:
+        flagged, c = found, found.c
+    else:
+        # A CTE read by both tallies: the location's alerting levels are scanned once.
+        flagged = _with_levels(found, _levels_here(location_id, only_alerting=True)).cte("flagged")
+        c = flagged.c
+    return [tally(found), tally(flagged, is_low(c)), tally(flagged, is_out(c)),
+            tally(found, ~found.c.is_active)]
 
 
 def _found_page(query: StockQuery, edge, back: bool, location_id: int | None
-                ) -> tuple[list, dict | None]:
-    found = _searched(_found(location_id), query).cte("found").prefix_with("MATERIALIZED")
-    c = found.c
+                ) -> tuple[list, dict]:
+    """A page of the matches and their tab counts, in one statement (two when the page is
+    empty: other tabs may still hold matches).
+
+    At a location the page's rows need the location's figures only to filter low or out
+    (its alerting levels) or to sort by them (all its levels); sorted by SKU, name or
+    threshold, the matches are paged by themselves and only the page's rows joined."""
+    found = _matches(query)
+    if location_id is None:
+        c = found.c
+    elif query.filter in ("low", "out") or query.sort in LEVEL_SORTS:
+        c = _with_levels(found, _levels_here(location_id, only_alerting=query.filter in (
+            "low", "out"))).subquery("found_here").c
+    else:
+        c = found.c  # its totals are not read: neither the sort nor the filter needs them
     column, ascending = _sort_columns(c, query, back)
     page_ids = select(c.id)
     if query.filter in TABS:
@@ -314,33 +371,19 @@ def _found_page(query: StockQuery, edge, back: bool, location_id: int | None
         page_ids = page_ids.where(beyond > tuple_(*edge) if ascending else beyond < tuple_(*edge))
     page_ids = _ordered(page_ids, column, c, ascending).limit(PAGE_SIZE + 1).subquery()
 
-    def tally(condition=None):
-        counted = select(func.count()).select_from(found)
-        return (counted if condition is None else counted.where(condition)).scalar_subquery()
-
+    tallies = _tallies(found, location_id)
     product_column, _ = _sort_columns(_figures(location_id), query, back)
     statement = _ordered(
-        _selected(location_id, tally(), tally(TABS["low"](c)), tally(TABS["out"](c)),
-                  tally(TABS["inactive"](c)))
-        .join(page_ids, page_ids.c.id == Product.id),
+        _selected(location_id, *tallies).join(page_ids, page_ids.c.id == Product.id),
         product_column, Product, ascending)
     found_rows = db.session.execute(statement).all()
-    if not found_rows:
-        return [], None  # counted apart: other tabs may still hold matches
-    every, low, out, inactive = found_rows[0][-4:]
+    every, low, out, inactive = (found_rows[0][-4:] if found_rows
+                                 else db.session.execute(select(*tallies)).one())
     if location_id is None:
         rows = [row[0] for row in found_rows]
     else:
         rows = [AtLocation(row[0], row[1], row[2]) for row in found_rows]
     return rows, {"all": every, "low": low, "out": out, "inactive": inactive}
-
-
-def _found_counts(query: StockQuery, location_id: int | None = None) -> dict[str, int]:
-    c = _figures(location_id)
-    every, low, out, inactive = db.session.execute(_at(_searched(
-        select(func.count(), _count_if(is_low(c)), _count_if(is_out(c)),
-               _count_if(~Product.is_active)).select_from(Product), query), location_id)).one()
-    return {"all": every, "low": low, "out": out, "inactive": inactive}
 
 
 def location_columns(locations: list[Location]) -> list[Location]:
