@@ -620,6 +620,7 @@ def pages(client, admin_client, s: dict) -> list[tuple]:
         ("product ledger pages", client, ledger_urls or product_urls, HTMX),
         ("holds", client, ["/holds"], {}),
         ("holds pages (keyset)", client, holds_pages, HTMX),
+        ("hold row forms", client, [f"/holds/{h}/actions" for h in s["holds"][-20:]], HTMX),
         ("holds expiring", client, ["/holds?filter=expiring"], HTMX),
         ("holds stuck", client, stuck_pages, HTMX),
         ("holds by sku", client, [f"/holds?sku={x}" for x in s["held_skus"]], HTMX),

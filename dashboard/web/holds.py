@@ -145,6 +145,22 @@ def _row_response(hold_id: int, now: datetime, *, message: str, level: str, stat
     )
 
 
+@bp.get("/holds/<id64:hold_id>/actions")
+@require("manage_holds")
+def actions(hold_id: int):
+    """A hold's release and extend forms, fetched when its row in the list is opened; without
+    htmx, the hold's own page with them open."""
+    now = _now()
+    row = hold_row(hold_id, now)
+    if row is None:
+        abort(404, description=f"Hold {hold_id} does not exist.")
+    if row.hold.status != "active":
+        return page("holds/row_page.html", "holds/_row_ended.html", row=row, h=row.hold,
+                    now=now)
+    return page("holds/row_page.html", "holds/_row_forms.html", row=row, h=row.hold, now=now,
+                open_actions=True)
+
+
 @bp.post("/holds/<id64:hold_id>/release")
 @require("manage_holds")
 @applies_once

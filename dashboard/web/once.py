@@ -38,8 +38,8 @@ def init_app(app: Flask) -> None:
 
 
 def submit_token() -> Markup:
-    return Markup('<input type="hidden" name="%s" value="%s">') % (
-        FIELD, secrets.token_urlsafe(24))
+    # token_urlsafe's alphabet needs no escaping (rendered per form: 100 times on a list page).
+    return Markup(f'<input type="hidden" name="{FIELD}" value="{secrets.token_urlsafe(24)}">')
 
 
 def applies_once(view):

@@ -59,3 +59,32 @@ def test_support_releases_two_stuck_holds_with_a_reason(
         assert hold.end_reason == 'Abandoned sessions <not> "checkout"'
     assert db.session.get(Reservation, fine_id).status == "active"
     assert services.check() == []
+
+
+def test_a_rows_forms_load_when_it_is_opened_and_release_it(
+        live_server, chromium, product_factory, staff_factory):
+    # The list renders no row forms (issue 12): opening a row fetches them (hx-trigger toggle).
+    staff_factory(role="support", email="support@example.com")
+    product = product_factory(sku="KETTLE-1", on_hand=20)
+    clock = datetime.now(timezone.utc)
+    hold_id = services.reserve(product.sku, 2, Owner(session_key="called-in"), 900,
+                               actor=SYSTEM, now=clock).id
+    db.session.rollback()  # SQLite: let the server take the write lock
+
+    page = sign_in_page(chromium, live_server, "support@example.com")
+    page.goto(live_server + "/holds")
+    row = page.locator(f"#hold-{hold_id}")
+    expect(row.get_by_label("Reason")).to_have_count(0)
+    row.locator("summary", has_text="Release or extend").click()
+    reason = row.get_by_label("Reason")
+    expect(reason).to_be_visible()
+    expect(row.get_by_label("Extend by")).to_have_value("15")
+    reason.fill("Customer phoned: cancelled")
+    row.get_by_role("button", name="Release", exact=True).click()
+    expect(page.locator("#toasts")).to_contain_text("Released 1 hold")
+    expect(page.locator(f"#hold-{hold_id}")).to_have_count(0)
+
+    db.session.expire_all()
+    hold = db.session.get(Reservation, hold_id)
+    assert (hold.status, hold.end_reason) == ("released", "Customer phoned: cancelled")
+    assert services.check() == []

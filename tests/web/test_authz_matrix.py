@@ -52,6 +52,7 @@ ACTIONS = [
     ("products import apply", "POST", "/stock/products-import/apply", "products-apply", "edit_stock",
      True),
     ("release holds", "POST", "/holds/release", {"ids": "{hid}", "reason": "authz"}, "manage_holds", True),
+    ("a hold's forms", "GET", "/holds/{hid}/actions", None, "manage_holds", False),
     ("release a hold", "POST", "/holds/{hid}/release", {"reason": "authz"}, "manage_holds", True),
     ("extend a hold", "POST", "/holds/{hid}/extend", {"minutes": "5"}, "manage_holds", True),
     ("acknowledge alert", "POST", "/alerts/{aid}/acknowledge", {}, "manage_alerts", True),

@@ -345,10 +345,32 @@ def test_plain_form_row_actions_answer_with_full_pages(support, product_factory,
 def test_a_hold_at_its_cap_says_so_instead_of_offering_extend(support, product_factory, clock):
     capped = _hold(product_factory(sku="CAP-1"), clock, ttl=7200)  # the cap: 120 min after made
     free = _hold(product_factory(sku="FREE-1"), clock, ttl=900)
-    page = support.get("/holds").get_data(as_text=True)
-    assert page.count("At its cap") == 1
-    assert f"/holds/{free.id}/extend" in page
-    assert f"/holds/{capped.id}/extend" not in page
+    forms = {h.id: support.get(f"/holds/{h.id}/actions", headers=HX).get_data(as_text=True)
+             for h in (capped, free)}
+    assert "At its cap" in forms[capped.id] and f"/holds/{capped.id}/extend" not in forms[capped.id]
+    assert "At its cap" not in forms[free.id] and f"/holds/{free.id}/extend" in forms[free.id]
+
+
+def test_the_list_fetches_a_rows_forms_when_it_is_opened(support, product_factory, clock):
+    # 50 rows of forms with their submit tokens were most of the page's time (issue 12).
+    hold = _hold(product_factory(sku="MUG-1"), clock)
+    page = support.get("/holds", headers=HX).get_data(as_text=True)
+    assert f'hx-get="/holds/{hold.id}/actions"' in page and 'hx-trigger="toggle once"' in page
+    assert f"/holds/{hold.id}/release" not in page and 'name="submit_token"' in page  # bulk only
+    assert page.count('name="submit_token"') == 1
+    forms = support.get(f"/holds/{hold.id}/actions", headers=HX)
+    body = forms.get_data(as_text=True)
+    assert forms.status_code == 200 and "<html" not in body
+    assert f'hx-post="/holds/{hold.id}/release"' in body and body.count('name="submit_token"') == 2
+    # Without htmx the link opens the hold's own page with the forms open.
+    alone = support.get(f"/holds/{hold.id}/actions").get_data(as_text=True)
+    assert "<html" in alone and "<details class=\"row-forms\" open" in alone
+    assert f'action="/holds/{hold.id}/release"' in alone
+    # Opened after someone else released it: it says so, with nothing to submit.
+    services.release(hold.id, actor=SYSTEM, reason="gone", now=clock)
+    ended = support.get(f"/holds/{hold.id}/actions", headers=HX).get_data(as_text=True)
+    assert "has ended (released" in ended and "<form" not in ended
+    assert support.get("/holds/999999/actions", headers=HX).status_code == 404
 
 
 # --- per location -----------------------------------------------------------------------------
