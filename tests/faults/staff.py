@@ -187,8 +187,9 @@ class StaffMember(threading.Thread):
         if target is None:
             self.idle += 1
             return None
-        hold, session_key = target
-        form = self._form("/holds", {"owner": f"session {session_key}"},
+        hold, _session_key = target
+        # The row's forms, fetched when a row of the list is opened (GET /holds/<id>/actions).
+        form = self._form(f"/holds/{hold}/actions", {},
                           lambda html: form_posting_to(html, f"/holds/{hold}/release"))
         if not form:
             return None
