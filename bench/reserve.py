@@ -193,7 +193,9 @@ END;
 _VALUES = {"key": _SKU, "quantity": "1", "now": "now()",
            "expires_at": f"now() + interval '{TTL} seconds'", "client": "NULL",
            "staff": "NULL", "session_key": "'bench'", "customer_id": "NULL", "cart_id": "NULL",
-           "order_id": "NULL", "reason": "'held for session bench'", "location": ":loc"}
+           "order_id": "NULL", "reason": "'held for session bench'", "location": "NULL",
+           # The service names the location by its code (bench/stores.py), as the API does.
+           "location_code": "CASE WHEN :loc = 1 THEN 'MAIN' ELSE 'STORE-' || :loc END"}
 ONE = re.sub(r"(?<!:):(\w+)", lambda m: _VALUES[m.group(1)],
              holds_pg.RESERVE_BY_SKU.text).strip() + ";\n"
 

@@ -30,7 +30,7 @@ from .errors import (
 from .expiry import expire_claimed, overdue
 from .holds_pg import StockChange
 from .ledger import Move, apply_deltas, lock_products, record
-from .locations import allocation, find_location
+from .locations import CODE, allocation, find_location
 from .owners import Owner, checked_owner
 from .products import sellable_product
 from .transaction import can_run_alone, keep_so_far, on_postgresql, transactional
@@ -62,15 +62,19 @@ def reserve(
     quantity = limits.require_whole_number(quantity, "quantity", 1, limits.MAX_HOLD_QUANTITY)
     ttl = limits.ttl_seconds(ttl_seconds)
     owner = checked_owner(owner, actor)
-    place = None if location is None else selling_location(location)
     by_sku = isinstance(product, str) and "\x00" not in product
     by_id = (isinstance(product, int) and not isinstance(product, bool)
              and 0 < product <= limits.MAX_ID)
+    one_statement = on_postgresql() and (by_sku or by_id or isinstance(product, Product))
+    # A code goes into the statement as it is: reading the location first would be a round
+    # trip (and a transaction) of its own. If nothing is taken, selling_location says why.
+    code = _location_code(location) if one_statement else None
+    place = None if location is None or code else selling_location(location)
     reason = f"held for {owner.describe()}"
-    if on_postgresql() and (by_sku or by_id or isinstance(product, Product)):
+    if one_statement:
         key = product.strip() if by_sku else product if by_id else product.id
         take = (by_sku, key, quantity, owner, now + timedelta(seconds=ttl), reason, actor, now,
-                place.id if place else None, allocation())
+                place.id if place else None, code, allocation())
         done = holds_pg.reserve(*take, alone=True) if _quiet_alone() else None
         if done is None:
             done = holds_pg.reserve(*take)
@@ -80,6 +84,8 @@ def reserve(
             holds_pg.known_location(hold, done.location_code)
             _changed_in_one_statement(done.change, now)
             return hold
+    if location is not None and place is None:
+        place = selling_location(location)  # unknown, closed or not sold from: refused here
     location_id, code, after, gave_back = _place_slowly(product, quantity, place, now)
     hold = _insert_hold(after.product_id, location_id, quantity, owner, ttl, actor, now)
     holds_pg.known_location(hold, code)
@@ -94,6 +100,15 @@ def reserve(
     else:
         _evaluate(after, now)
     return hold
+
+
+def _location_code(location) -> str | None:
+    """A location code as the one statement can match it (codes are stored upper case), or
+    None when `location` is not a code that could be one."""
+    if not isinstance(location, str):
+        return None
+    code = location.strip().upper()
+    return code if CODE.fullmatch(code) else None
 
 
 def selling_location(location: Location | str | int) -> Location:

@@ -78,6 +78,7 @@ WITH product AS (
     JOIN locations AS l ON l.id = s.location_id
     WHERE l.is_active AND l.sellable
       AND (CAST(:location AS integer) IS NULL OR s.location_id = CAST(:location AS integer))
+      AND (CAST(:location_code AS varchar) IS NULL OR l.code = CAST(:location_code AS varchar))
       AND s.on_hand - s.reserved >= CAST(:quantity AS integer)
     ORDER BY {order}
     LIMIT 1
@@ -220,12 +221,15 @@ class Placed(NamedTuple):
 
 def reserve(by_sku: bool, key, quantity: int, owner: Owner, expires_at: datetime,
             reason: str, actor: Actor, now: datetime, location_id: int | None,
-            allocation: str, alone: bool = False) -> Placed | None:
+            location_code: str | None, allocation: str, alone: bool = False) -> Placed | None:
     """Where the hold was placed when the units were free there and the product sellable,
-    else None. `alone`: only a quiet take (see _QUIET_TAKE), as its own transaction."""
+    else None. The location named by id or by code (matched in the statement, unread
+    before it: an unknown or closed one just takes nothing); neither: by `allocation`.
+    `alone`: only a quiet take (see _QUIET_TAKE), as its own transaction."""
     row = _run(alone, RESERVE[by_sku, allocation, alone], {
         "key": key, "quantity": quantity, "now": now, "expires_at": expires_at,
         "client": actor.api_client_id, "staff": actor.staff_id, "location": location_id,
+        "location_code": location_code,
         "session_key": owner.session_key, "customer_id": owner.customer_id,
         "cart_id": owner.cart_id, "order_id": owner.order_id, "reason": reason,
     })

@@ -19,6 +19,8 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.models import NotificationEvent
 from dashboard.services import SYSTEM
+from dashboard.services.errors import InvalidInput
+from dashboard.services.locations import UnknownLocation, create_location
 from dashboard.services.transaction import unit_of_work
 from tests.helpers.records import counters
 from tests.helpers.statements import ALONE, Sent, sent_statements
@@ -44,6 +46,27 @@ def test_a_quiet_reserve_is_one_statement_and_its_own_transaction(product_factor
         services.reserve(product_id, 1, SESSION, now=now)
     assert (by_sku, by_id) == ([ALONE], [ALONE])
     assert counters(product_id) == (100, 2)
+
+
+def test_a_quiet_reserve_at_a_named_location_is_still_one_statement(product_factory, now):
+    # The code is matched in the statement: no read of the location (and its BEGIN) first.
+    # A code that is no sellable location takes nothing there, and the slow path says why.
+    store = create_location("STORE-1", "Shop", actor=SYSTEM, now=now)
+    create_location("BACK", "Back office", sellable=False, actor=SYSTEM, now=now)
+    product_id, sku = new_product(product_factory, on_hand=100, threshold=2)
+    services.adjust(product_id, 50, reason="delivery", location="STORE-1", actor=SYSTEM,
+                    now=now)
+    db.session.commit()
+    with sent_statements(db.engine) as sent:
+        hold = services.reserve(sku, 3, SESSION, location=" store-1 ", now=now)
+    assert sent == [ALONE] and (hold.location_id, hold.location.code) == (store.id, "STORE-1")
+    db.session.commit()
+    for code, refusal in (("NOWHERE", UnknownLocation), ("BACK", InvalidInput),
+                          ("not a code!", UnknownLocation)):
+        with pytest.raises(refusal):
+            services.reserve(sku, 1, SESSION, location=code, now=now)
+        db.session.rollback()
+    assert counters(product_id) == (150, 3)
 
 
 def test_quiet_release_commit_and_extend_are_one_statement_each_on_their_own(
