@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, literal_column, or_, select, text
 
 from ..extensions import db
 from ..models import Product
+from ..services.transaction import on_postgresql
 
 # A trigram index needs three characters; a shorter word only narrows what longer ones found.
 MIN_WORD = 3
@@ -74,7 +75,7 @@ def plan_for_each_search() -> None:
     """On PostgreSQL, plan this transaction's searches for their own patterns: a cached
     generic plan cannot see the pattern and walks a sort index testing every row instead
     (150 ms at 100k products)."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 

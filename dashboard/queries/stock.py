@@ -25,6 +25,7 @@ SORTS = {
 }
 TEXT_SORTS = ("sku", "name")
 LEVEL_SORTS = ("on_hand", "reserved", "available")  # at one location: its level's figures
+ALERTING_TABS = ("low", "out")  # at one location: among its alerting levels
 MAX_CATEGORY = 100
 MAX_LOCATION_CODE = 20
 # With all locations shown, up to this many active locations get an available column each;
@@ -355,13 +356,12 @@ def _found_page(query: StockQuery, edge, back: bool, location_id: int | None
     (its alerting levels) or to sort by them (all its levels); sorted by SKU, name or
     threshold, the matches are paged by themselves and only the page's rows joined."""
     found = _matches(query)
-    if location_id is None:
+    alerting_tab = query.filter in ALERTING_TABS
+    if location_id is not None and (alerting_tab or query.sort in LEVEL_SORTS):
+        levels = _levels_here(location_id, only_alerting=alerting_tab)
+        c = _with_levels(found, levels).subquery("found_here").c
+    else:  # at a location its totals are not read: neither the sort nor the filter needs them
         c = found.c
-    elif query.filter in ("low", "out") or query.sort in LEVEL_SORTS:
-        c = _with_levels(found, _levels_here(location_id, only_alerting=query.filter in (
-            "low", "out"))).subquery("found_here").c
-    else:
-        c = found.c  # its totals are not read: neither the sort nor the filter needs them
     column, ascending = _sort_columns(c, query, back)
     page_ids = select(c.id)
     if query.filter in TABS:

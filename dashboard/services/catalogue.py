@@ -21,7 +21,7 @@ from . import catalogue_fields as fields
 from .actor import Actor
 from .catalogue_writes import READ_CHUNK, apply, chunks
 from .errors import Conflict, InvalidInput, StockroomError, UnknownProduct
-from .transaction import transactional
+from .transaction import on_postgresql, transactional
 
 MAX_BATCH = 1000
 DEFAULTS = {"price": Decimal("0.00"), "is_active": True, "barcode": None, "category": None,
@@ -225,7 +225,7 @@ def _holders(result: Plan) -> dict[str, dict]:
 
 def _among(column, items: list[str]):
     """`column IN items`; on PostgreSQL one text[] parameter, not one bind per item."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         return column == any_(cast(literal(items, ARRAY(Text)), ARRAY(Text)))
     return column.in_(items)
 
@@ -233,7 +233,7 @@ def _among(column, items: list[str]):
 def _stored(skus: list[str], lock: bool) -> dict[str, dict]:
     """The stored catalogue fields and on-hand of these SKUs (locked in id order if asked)."""
     skus = sorted(set(skus))
-    if lock and skus and db.session.get_bind().dialect.name == "postgresql":
+    if lock and skus and on_postgresql():
         db.session.execute(text("SELECT id FROM products WHERE sku = ANY(CAST(:skus AS text[]))"
                                 " ORDER BY id FOR UPDATE"), {"skus": skus})
     columns = [Product.id, Product.sku, Product.on_hand, *(getattr(Product, f) for f in fields.FIELDS)]

@@ -23,6 +23,7 @@ from .alerts import evaluate_all
 from .errors import Conflict
 from .ledger import OPENING_STOCK, Move, record
 from .locations import add_levels
+from .transaction import on_postgresql
 
 _WRITE_CHUNK = 10_000
 # Rows per read: SQLite's IN lists stay under its 32,766 bind parameters.
@@ -97,7 +98,7 @@ def _update(result, updated: list[str], now: datetime) -> None:
         return
     rows = [{"id": result.ids[s], **{f: result.rows[s][f] for f in fields.FIELDS}}
             for s in sorted(updated, key=lambda s: result.ids[s])]
-    if db.session.get_bind().dialect.name != "postgresql":
+    if not on_postgresql():
         # SQLite has one writer; its executemany is a C loop over one prepared statement.
         statement = update(_table).where(_table.c.id == bindparam("b_id")).values(
             updated_at=now, **{f: bindparam(f"b_{f}") for f in fields.FIELDS})
@@ -116,7 +117,7 @@ def _insert(result, created: list, now: datetime) -> dict[str, int]:
     ids: dict[str, int] = {}
     if not rows:
         return ids
-    if db.session.get_bind().dialect.name != "postgresql":
+    if not on_postgresql():
         # SQLite: executemany of one prepared INSERT, then the new ids by SKU.
         db.session.connection().execute(insert(_table), rows)
         for chunk in chunks([row["sku"] for row in rows], READ_CHUNK):

@@ -54,7 +54,7 @@ from . import mail, webhooks
 from .job_runs import one_line
 from .ledger import among
 from .subscriptions import Subscription, subscriptions
-from .transaction import transaction
+from .transaction import on_postgresql, transaction
 
 # Events mailed to "immediate" subscribers (out_of_stock / back_in_stock are the same news
 # as an alert opening or resolving: a mail each would say it twice).
@@ -197,7 +197,7 @@ def enqueue_digests(now: datetime) -> int:
         if not due:
             return 0
         made = 0
-        insert_fn = pg_insert if db.session.get_bind().dialect.name == "postgresql" \
+        insert_fn = pg_insert if on_postgresql() \
             else sqlite_insert
         for sub in due:
             row = _delivery(None, now, staff_id=sub.staff_id, digest_day=day,
@@ -230,7 +230,7 @@ def claim(now: datetime, batch: int) -> list[Send]:
         or_(and_(table.endpoint_id.is_not(None), earlier.endpoint_id == table.endpoint_id),
             and_(table.staff_id.is_not(None), earlier.staff_id == table.staff_id)))
     with transaction():
-        if db.session.get_bind().dialect.name == "postgresql":
+        if on_postgresql():
             # Claims take turns (a few milliseconds each) so the next one sees this one's
             # leases; held to the end of this transaction, so safe through a pooler.
             db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})

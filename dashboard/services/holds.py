@@ -30,7 +30,7 @@ from .errors import (
 from .expiry import expire_claimed, overdue
 from .holds_pg import StockChange
 from .ledger import Move, apply_deltas, lock_products, record
-from .locations import CODE, allocation, find_location
+from .locations import allocation, code_or_none, find_location
 from .owners import Owner, checked_owner
 from .products import sellable_product
 from .transaction import can_run_alone, keep_so_far, on_postgresql, transactional
@@ -68,7 +68,7 @@ def reserve(
     one_statement = on_postgresql() and (by_sku or by_id or isinstance(product, Product))
     # A code goes into the statement as it is: reading the location first would be a round
     # trip (and a transaction) of its own. If nothing is taken, selling_location says why.
-    code = _location_code(location) if one_statement else None
+    code = code_or_none(location) if one_statement else None
     place = None if location is None or code else selling_location(location)
     reason = f"held for {owner.describe()}"
     if one_statement:
@@ -100,15 +100,6 @@ def reserve(
     else:
         _evaluate(after, now)
     return hold
-
-
-def _location_code(location) -> str | None:
-    """A location code as the one statement can match it (codes are stored upper case), or
-    None when `location` is not a code that could be one."""
-    if not isinstance(location, str):
-        return None
-    code = location.strip().upper()
-    return code if CODE.fullmatch(code) else None
 
 
 def selling_location(location: Location | str | int) -> Location:

@@ -23,6 +23,7 @@ from ..extensions import db
 from ..models import Location, Product, StockMovement
 from .actor import Actor
 from . import events  # the outbox: news written with the change
+from .transaction import on_postgresql
 
 # The reason on a new product's first receipt: not news to anyone (it was never on sale).
 OPENING_STOCK = "opening stock"
@@ -80,7 +81,7 @@ def record(moves: Iterable[Move], actor: Actor, now: datetime) -> None:
     moves = list(moves)
     _place(moves)
     events.availability_crossings(_available_before_after(moves), now)
-    if len(moves) >= _RECORD_MANY_FROM and db.session.get_bind().dialect.name == "postgresql":
+    if len(moves) >= _RECORD_MANY_FROM and on_postgresql():
         params = {c: [getattr(m, c) for m in moves] for c in _RECORD_COLUMNS}
         db.session.execute(_RECORD_MANY, {
             **params, "staff": actor.staff_id, "client": actor.api_client_id, "now": now})
@@ -144,7 +145,7 @@ def among(column_, values: list):
     import would pass PostgreSQL's 65,535 (and SQLite's 32,766); 20k parameters also cost
     150 ms a statement to parse and plan."""
     values = list(values)
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         kind = ARRAY(column_.type)
         return column_ == any_(cast(literal(values, kind), kind))
     return column_.in_(select(column("value")).select_from(func.json_each(json.dumps(values))))
@@ -189,7 +190,7 @@ def apply_deltas(moves: list[Move], actor: Actor, now: datetime) -> dict[int, tu
     if not sums:
         return {}
     ids = sorted(sums)
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         # One array parameter: a 2000-product IN list costs more to parse than to lock.
         db.session.execute(
             text("SELECT id FROM products WHERE id = ANY(CAST(:ids AS integer[]))"
@@ -230,7 +231,7 @@ def _update_levels(level_sums: dict[tuple[int, int], list[int]]) -> None:
     if not level_sums:
         return
     keys = list(level_sums)
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         changed = db.session.execute(_UPDATE_LEVELS, {
             "pids": [k[0] for k in keys], "lids": [k[1] for k in keys],
             "dh": [level_sums[k][0] for k in keys], "dr": [level_sums[k][1] for k in keys],

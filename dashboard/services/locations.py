@@ -21,7 +21,7 @@ from ..models import LOCATION_KINDS, Location
 from . import limits
 from .actor import Actor
 from .errors import Conflict, InvalidInput, NotFound
-from .transaction import transactional
+from .transaction import on_postgresql, transactional
 
 # A level's columns as inserted; its copy of the product's threshold and is_active comes from
 # the product's row (the foreign key refuses any other value; models.StockLevel).
@@ -59,8 +59,8 @@ def find_location(location: Location | str | int | None) -> Location:
     if isinstance(location, Location):
         return location
     if isinstance(location, str):
-        code = location.strip().upper()
-        found = None if not code or "\x00" in code else db.session.scalars(
+        code = code_or_none(location)
+        found = None if code is None else db.session.scalars(
             select(Location).where(Location.code == code)).first()
         label = f"code {location.strip()[:limits.MAX_SKU]!r}"
     elif isinstance(location, int) and not isinstance(location, bool):
@@ -73,9 +73,15 @@ def find_location(location: Location | str | int | None) -> Location:
     return found
 
 
-def location_code(text_: object) -> str:
+def code_or_none(text_: object) -> str | None:
+    """`text_` as a location code is stored (upper case), or None if it cannot be one."""
     code = text_.strip().upper() if isinstance(text_, str) else ""
-    if not CODE.fullmatch(code):
+    return code if CODE.fullmatch(code) else None
+
+
+def location_code(text_: object) -> str:
+    code = code_or_none(text_)
+    if code is None:
         raise InvalidInput("a location code is 1-20 letters, digits, '-' or '_'", field="code")
     return code
 
@@ -171,7 +177,7 @@ def add_levels(opening: dict[int, int], at: int | None = None) -> None:
     ids = sorted(opening)
     on_hand = [opening[i] for i in ids]
     where = "l.id = CAST(:at AS integer)" if at is not None else "l.is_default"
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         db.session.execute(text(
             f"INSERT INTO stock_levels ({LEVEL_COLUMNS})"
             f" SELECT v.id, l.id, CASE WHEN {where} THEN v.on_hand ELSE 0 END, 0,"

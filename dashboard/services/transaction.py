@@ -125,7 +125,8 @@ def can_run_alone() -> bool:
     session = db.session()
     work = session.info.get(_OUTER)
     return (on_postgresql() and (work is None or work.single_call)
-            and not session.in_transaction() and not (session.new or session.dirty or session.deleted))
+            and not session.in_transaction()
+            and not (session.new or session.dirty or session.deleted))
 
 
 def run_alone(statement, params: dict):
