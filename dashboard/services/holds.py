@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import Cart, Location, Product, Reservation, StockLevel
@@ -223,12 +222,9 @@ def _hold_values(product_id: int, location_id: int, quantity: int, owner: Owner,
 def _hold_object(hold_id: int, product_id: int, location_id: int, quantity: int,
                  owner: Owner, ttl: int, actor: Actor, now: datetime) -> Reservation:
     """The hold just inserted, as a persistent object built from what we sent."""
-    hold = Reservation(id=hold_id, ended_at=None, ended_by_staff_id=None,
-                       ended_by_api_client_id=None, end_reason=None,
-                       **_hold_values(product_id, location_id, quantity, owner, ttl, actor, now))
-    make_transient_to_detached(hold)
-    db.session.add(hold)
-    return hold
+    return holds_pg.as_loaded(Reservation, dict(
+        id=hold_id, ended_at=None, ended_by_staff_id=None, ended_by_api_client_id=None,
+        end_reason=None, **_hold_values(product_id, location_id, quantity, owner, ttl, actor, now)))
 
 
 def _quiet_alone() -> bool:

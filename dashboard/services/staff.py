@@ -5,6 +5,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,7 +13,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import ROLES, ApiClient, StaffUser
+from ..models import ROLES, ApiClient, StaffUser, UTCDateTime
 from .errors import Conflict, InvalidInput, NotFound
 from .sessions import end_all_sessions
 from .transaction import can_run_alone, run_alone, transaction, transactional
@@ -159,18 +160,32 @@ _CLIENT_FOR_TOKEN = select(
 ).where(ApiClient.token_hash == bindparam("token_hash"), ApiClient.is_active)
 
 
-def client_for_token(token: str):
-    """The active client owning this token (its id, name, all_storefronts, last_used_at),
-    or None."""
+class TokenClient(NamedTuple):
+    """The API client a token belongs to, as the request needs it."""
+
+    id: int
+    name: str
+    all_storefronts: bool
+    last_used_at: datetime | None
+
+
+def client_for_token(token: str) -> TokenClient | None:
+    """The active client owning this token, or None."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     values = {"token_hash": token_hash(token)}
     if can_run_alone():  # a read on its own: no BEGIN and COMMIT around it
-        return run_alone(_CLIENT_FOR_TOKEN, values)
-    return db.session.execute(_CLIENT_FOR_TOKEN, values).first()
+        row = run_alone(_CLIENT_FOR_TOKEN, values)  # as the driver gives it: times unconverted
+        return None if row is None else TokenClient(
+            *row[:3], _UTC.process_result_value(row[3], None))
+    row = db.session.execute(_CLIENT_FOR_TOKEN, values).first()
+    return None if row is None else TokenClient(*row)
 
 
-def record_api_client_use(client: ApiClient, now: datetime) -> None:
+_UTC = UTCDateTime()
+
+
+def record_api_client_use(client: TokenClient | ApiClient, now: datetime) -> None:
     """Note when a client last called, at most once a minute per client, so busy
     storefronts do not turn every call into a write to the same row."""
     if client.last_used_at is not None and now - client.last_used_at < LAST_USED_RESOLUTION:

@@ -129,24 +129,83 @@ def can_run_alone() -> bool:
             and not (session.new or session.dirty or session.deleted))
 
 
-def run_alone(statement, params: dict):
-    """Run one statement as a whole transaction; its first row, or None.
+def run_alone(statement, params: dict) -> tuple | None:
+    """Run one statement as a whole transaction; its first row (a plain tuple), or None.
 
     For a call whose entire effect is that one statement, and only where `can_run_alone()`.
     In autocommit the statement and its COMMIT are one round trip, where BEGIN, statement,
-    COMMIT are three and keep the rows it locked locked across the last two. A connection
-    lost while it ran leaves the outcome unknown, as a lost COMMIT does."""
-    session = db.session()
-    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    COMMIT are three and keep the rows it locked locked across the last two.
+
+    It is the hot path of every storefront call (issue 12), so it goes to the pooled driver
+    connection directly: the session, a Core connection and a result object cost more client
+    CPU than the statement's own round trip (bench/reserve.py). The pool's checkout (its idle
+    ping) and checkin still run; the statement's text is compiled once for the engine's
+    dialect; rows come back as the driver gives them (callers convert times themselves).
+    Errors come back as SQLAlchemy's, as from any other statement; a connection lost while
+    it ran is invalidated and leaves the outcome unknown, as a lost COMMIT does."""
+    engine = db.engine
+    sql = _driver_sql(engine, statement)
+    pooled = None
     try:
-        row = connection.execute(statement, params).first()
-    except BaseException as error:
-        session.rollback()
-        if isinstance(error, DBAPIError) and is_disconnect(error):
-            raise OutcomeUnknown(str(error)) from error
-        raise
-    session.commit()  # sends nothing (the statement committed itself); frees the connection
-    return row
+        pooled = engine.raw_connection()
+        driver = pooled.driver_connection
+        driver.autocommit = True
+    except engine.dialect.loaded_dbapi.Error as error:  # nothing was sent: an outage
+        wrapped = _wrapped(engine, None, None, error, pooled and pooled.dbapi_connection)
+        if pooled is not None:
+            _give_back(pooled, wrapped.connection_invalidated and error)
+        raise wrapped from error
+    try:
+        return send_alone(driver, sql, params)
+    except engine.dialect.loaded_dbapi.Error as error:
+        wrapped = _wrapped(engine, sql, params, error, pooled.dbapi_connection)
+        if wrapped.connection_invalidated:
+            _give_back(pooled, error)
+            pooled = None
+            raise OutcomeUnknown(str(wrapped)) from wrapped
+        raise wrapped from error
+    finally:
+        if pooled is not None:
+            driver.autocommit = False
+            _give_back(pooled, None)
+
+
+def _give_back(pooled, lost: BaseException | None) -> None:
+    """To the pool, or (its connection lost) discarded so the pool makes a new one."""
+    if lost:
+        pooled.invalidate(lost)
+    pooled.close()
+
+
+def send_alone(driver, sql: str, params: dict) -> tuple | None:
+    """The one round trip of `run_alone` (tests/helpers/statements.py watches it here).
+    Every statement run alone returns rows (RETURNING or a read)."""
+    with driver.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+_DRIVER_SQL: dict[int, tuple[object, str]] = {}
+
+
+def _driver_sql(engine, statement) -> str:
+    """The statement as the driver takes it (`%(name)s` parameters), compiled once: the
+    hot statements are module constants."""
+    known = _DRIVER_SQL.get(id(statement))
+    if known is None or known[0] is not statement:
+        known = _DRIVER_SQL[id(statement)] = (
+            statement, statement.compile(dialect=engine.dialect).string)
+    return known[1]
+
+
+def _wrapped(engine, sql, params, error, dbapi_connection) -> DBAPIError:
+    """A driver error as SQLAlchemy raises it for any other statement (same classes, same
+    disconnect test), so the outage handling and the callers see one kind of error."""
+    dialect = engine.dialect
+    return DBAPIError.instance(
+        sql, params, error, dialect.loaded_dbapi.Error,
+        connection_invalidated=dialect.is_disconnect(error, dbapi_connection, None),
+        dialect=dialect)
 
 
 def keep_so_far() -> None:

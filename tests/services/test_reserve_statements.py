@@ -13,23 +13,26 @@ from dashboard import services
 from dashboard.extensions import db
 from dashboard.services.errors import InsufficientStock
 from tests.helpers.records import counters
+from tests.helpers.statements import first_word, watch_alone
 from tests.services.helpers import SESSION
 
 
 @contextmanager
 def statements():
-    """The first word of every statement sent in the block (BEGIN and COMMIT left out)."""
+    """The first word of every statement sent in the block (BEGIN and COMMIT left out), the
+    ones run alone (past the engine's events) included."""
     sent: list[str] = []
 
     def seen(_conn, _cursor, statement, *_args):
-        word = statement.lstrip().split(None, 1)[0].upper()
+        word = first_word(statement)
         if word not in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
             sent.append(word)
 
     engine = db.engine
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        yield sent
+        with watch_alone(lambda _driver, statement, _row: sent.append(first_word(statement))):
+            yield sent
     finally:
         event.remove(engine, "before_cursor_execute", seen)
 
