@@ -3,14 +3,35 @@ import os
 from datetime import timedelta
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from .config import Config, database_url, from_environment, instance_secret_key
 from .database import ping_when_idle, postgres_options, watch_session_settings
 from .extensions import csrf, db, login_manager, migrate
 
 
+class StaffSessions(SecureCookieSessionInterface):
+    """The signed cookie session for staff pages; none at all on the storefront API, which
+    signs in by bearer token: reading (and verifying) a cookie there is work for nothing,
+    and a staff cookie sent to the API must not stand for anyone."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/api/"):
+            return self.make_null_session(app)  # reads as empty; writing to it raises
+        return super().open_session(app, request)
+
+
+class Stockroom(Flask):
+    session_interface = StaffSessions()
+
+    def ensure_sync(self, func):
+        # No view or hook here is async. Flask's default inspects every function it calls
+        # (a dozen per request) to find out; the storefront's hot path pays for each.
+        return func
+
+
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(
+    app = Stockroom(
         __name__,
         instance_relative_config=True,
         template_folder="../templates",

@@ -25,7 +25,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 
@@ -829,3 +830,27 @@ class NotificationDelivery(db.Model):
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def as_loaded(model, values: dict):
+    """The session's object for this row with these column values, as if just loaded, and no
+    read: what `session.merge(model(**values), load=False)` gives, without its cost.
+
+    The one-statement calls (services.holds_pg) know their rows exactly (what they sent and
+    what came back), and building the objects the ORM's way (one attribute event per column,
+    merge copying each property) cost more client CPU than the statement's round trip
+    (bench/reserve.py). So: the object the session already has, brought up to date, or a
+    new one filled the way the ORM's loader fills one (straight into its dict), then made
+    persistent. Columns not given stay unloaded (loaded on first use, as after an expiry)."""
+    session, mapper = db.session(), model.__mapper__
+    found = session.identity_map.get(
+        mapper.identity_key_from_primary_key((values[mapper.primary_key[0].key],)))
+    if found is not None:
+        for name, value in values.items():
+            set_committed_value(found, name, value)
+        return found
+    row = mapper.class_manager.new_instance()
+    row.__dict__.update(values)
+    make_transient_to_detached(row)
+    session.add(row)
+    return row

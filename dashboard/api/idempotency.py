@@ -8,10 +8,16 @@ How a key is used (per API client), all in ONE transaction:
 2. the service runs in the same flat transaction (no SAVEPOINT: two round trips fewer);
 3. the answer (status and body) is stored on the row, and the transaction commits once.
 So the answer commits with the effect: there is no moment where one is saved without the
-other. A refusal rolls everything back (the claim too: "nothing was changed" is true), then
+other. On PostgreSQL a reserve that is one quiet statement does all three in that statement
+(`post(remembers=True)`, services.holds_pg._GATE): the key's row is inserted with its answer
+by the statement that makes the hold, after taking the key's transaction lock, which this
+module's claim takes too. If the key was answered meanwhile, its unique index refuses the
+statement whole, and the request goes the way above (and replays).
+A refusal rolls everything back (the claim too: "nothing was changed" is true), then
 a second short transaction claims the key again and stores the refusal; if a retry with the
-same key got in between, its committed answer is the one replayed to both. A request that dies before its commit (worker killed, connection lost) leaves no
-row: the key is free again at once. A request that finds a committed row replays its
+same key got in between, its committed answer is the one replayed to both. A request that
+dies before its commit (worker killed, connection lost) leaves no row: the key is free
+again at once. A request that finds a committed row replays its
 answer (422 `idempotency_key_reused` if the method, path or body differ).
 
 Stored: every answer the call produced, successes and refusals alike (an insufficient_stock
@@ -33,6 +39,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import IdempotencyKey
+from ..services.holds_pg import Remembered
 from .errors import ApiError
 
 RETRY_AFTER_SECONDS = 1
@@ -50,10 +57,16 @@ def _claim_statement(dialect: str):
         # and set_config run, before the insert waits on the index): no round trip of its
         # own. The service's own row locks are held for milliseconds; a longer wait there is
         # an outage (503) anyway.
+        # It takes the key's transaction lock too, as the one-statement keyed reserve does
+        # (services.holds_pg._GATE), so that one waits for this request before it locks a
+        # product this one may be about to lock.
         return text(
             "INSERT INTO idempotency_keys (api_client_id, key, request_hash, created_at)"
             " SELECT :api_client_id, :key, :request_hash, :created_at"
-            " FROM (SELECT set_config('lock_timeout', :lock_timeout, true)) AS bounded"
+            " FROM (SELECT pg_advisory_xact_lock(CAST(:api_client_id AS integer),"
+            "                                    hashtext(CAST(:key AS text)))"
+            "       FROM (SELECT set_config('lock_timeout', :lock_timeout, true)) AS bounded"
+            "      ) AS gated"
             " ON CONFLICT (api_client_id, key) DO NOTHING RETURNING id"
         ).bindparams(bindparam("created_at", type_=_KEYS.c.created_at.type))
     return sqlite.insert(_KEYS).on_conflict_do_nothing(
@@ -61,6 +74,13 @@ def _claim_statement(dialect: str):
 
 
 _CLAIM = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
+
+
+def remembered(client_id: int, key: str, digest: str) -> Remembered:
+    """The key for a call that stores its answer in its one statement (`post(remembers=)`);
+    the view adds how its answer is made."""
+    return Remembered(client_id, key, digest, int(current_app.config["IDEMPOTENCY_WAIT_MS"]),
+                      answer=None)
 
 
 def claim(client_id: int, key: str, digest: str, now: datetime) -> int | tuple[dict, int]:

@@ -14,7 +14,7 @@ from ..models import Order, Product, Reservation
 from ..observability.metrics import reserve_outcome
 from ..services import limits
 from ..services.errors import NotFound, StockroomError, UnknownProduct
-from ..services.transaction import unit_of_work
+from ..services.transaction import NotOneStatement, unit_of_work
 from . import bp, idempotency, schemas
 from .body import read_json
 from .errors import ApiError, iso, refusal
@@ -22,13 +22,17 @@ from .levels import levels_of
 
 
 
-def post(rule: str, body: schemas.Body):
+def post(rule: str, body: schemas.Body, remembers: bool = False):
     """Register a POST view `view(values, now, **path_ids) -> (json, status)`.
 
     Around it: JSON body reading (400/413/415), validation against `body` (422), and one
     transaction holding the call's effect and its answer (with an Idempotency-Key, the key
     and the stored answer too; see `idempotency`). Service refusals become JSON here. The
     view builds its answer before that transaction commits: nothing is read after it.
+
+    `remembers`: with a key, the view is first called with `remembered=` (the key), which
+    its service stores with its answer in its one statement, or raises NotOneStatement
+    having changed nothing; then the key is claimed first as for any call.
     """
     def decorate(view):
         @functools.wraps(view)
@@ -43,6 +47,13 @@ def post(rule: str, body: schemas.Body):
             if key is None:
                 return _json(*_answer(view, values, now, path))
             digest = idempotency.request_hash(request.method, request.path, canonical)
+            if remembers:
+                key_claim = idempotency.remembered(g.actor.id, key, digest)
+                try:
+                    with unit_of_work(savepoints=False, single_call=True):
+                        return _json(*view(values, now, remembered=key_claim, **path))
+                except (NotOneStatement, StockroomError, ApiError):
+                    pass  # nothing was changed: the key is claimed first, below
             with unit_of_work(savepoints=False) as work:
                 owned = idempotency.claim(g.actor.id, key, digest, now)
                 if not isinstance(owned, int):
@@ -141,16 +152,23 @@ def product(sku: str):
     }
 
 
-@post("/reservations", schemas.NEW_RESERVATION)
-def create_reservation(values: dict, now: datetime):
+@post("/reservations", schemas.NEW_RESERVATION, remembers=True)
+def create_reservation(values: dict, now: datetime,
+                       remembered: services.Remembered | None = None):
     owner = services.Owner(**{k: values.get(k) for k in schemas.NEW_RESERVATION.one_of})
+    # The service matched the SKU exactly (after trimming); naming it saves loading the
+    # product. It attached the location's code to the hold: no read for that either.
+    sku = values["sku"].strip()
+
+    def answer(hold: Reservation) -> tuple[dict, int]:
+        return reservation_json(hold, sku=sku), 201
+
     with reserve_outcome("reservation"):
         hold = services.reserve(values["sku"], values["quantity"], owner,
                                 values.get("ttl_seconds"), location=values.get("location"),
-                                actor=g.actor, now=now)
-    # The service matched the SKU exactly (after trimming); naming it saves loading the
-    # product. It attached the location's code to the hold: no read for that either.
-    return reservation_json(hold, sku=values["sku"].strip()), 201
+                                actor=g.actor, now=now,
+                                remembered=remembered and remembered._replace(answer=answer))
+    return answer(hold)
 
 
 @bp.get("/reservations/<reservation_id>")

@@ -30,6 +30,7 @@ from sqlalchemy import event
 
 from ..queries import metrics as queries
 from ..services.errors import StockroomError
+from ..services.transaction import NotOneStatement
 
 log = logging.getLogger("stockroom.metrics")
 bp = Blueprint("metrics", __name__)
@@ -76,6 +77,8 @@ def reserve_outcome(call: str):
     """Count the reserve call made inside the block by how it ended."""
     try:
         yield
+    except NotOneStatement:
+        raise  # nothing happened yet: the call is made again, and counted then
     except StockroomError as error:
         RESERVES.labels(call, _OUTCOMES.get(error.code, "refused")).inc()
         raise

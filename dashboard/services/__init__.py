@@ -26,6 +26,7 @@ from .alerts import AlertChanges, acknowledge, evaluate_alerts, level_of, resolv
 from . import subscriptions, webhooks  # notifications: staff choices, webhook endpoints
 from .audit import Drift, check, reconcile, repair
 from .expiry import ExpiryResult, expire_due
+from .holds_pg import Remembered
 from .holds import ReleaseResult, commit, extend, release, release_many, reserve, reserve_cart
 from .orders import cancel_order, confirm_order
 from .owners import Owner
@@ -52,7 +53,8 @@ from .transfers import create_transfer
 
 __all__ = [
     "SYSTEM", "Actor", "AlertChanges", "Drift", "ExpiryResult", "ImportReport", "Owner",
-    "ReleaseResult", "acknowledge", "adjust", "cancel_order", "change_own_password", "check",
+    "ReleaseResult", "Remembered", "acknowledge", "adjust", "cancel_order",
+    "change_own_password", "check",
     "client_for_token", "end_session", "end_sessions", "staff_for_session", "start_session",
     "why_session_ended",
     "commit", "confirm_order", "count", "create_api_client", "create_product", "create_staff",

@@ -7,14 +7,16 @@ Orders that own holds are in `orders`, the sweep of overdue holds in `expiry`.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..extensions import db
-from ..models import Cart, Location, Product, Reservation, StockLevel
+from ..models import Cart, Location, Product, Reservation, StockLevel, as_loaded
 from . import events, holds_pg, limits
 from .actor import SYSTEM, Actor
 from .alerts import evaluate_all, evaluate_product, level_of
@@ -32,7 +34,8 @@ from .ledger import Move, apply_deltas, lock_products, record
 from .locations import allocation, code_or_none, find_location
 from .owners import Owner, checked_owner
 from .products import sellable_product
-from .transaction import can_run_alone, keep_so_far, on_postgresql, transactional
+from .transaction import (NotOneStatement, can_run_alone, keep_so_far, on_postgresql,
+                          transactional)
 
 
 _INSERT_HOLD = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
@@ -48,6 +51,7 @@ def reserve(
     location: Location | str | int | None = None,
     actor: Actor = SYSTEM,
     now: datetime,
+    remembered: holds_pg.Remembered | None = None,
 ) -> Reservation:
     """Hold `quantity` units for `owner` until now + ttl at one location, or refuse with
     what each sellable location has.
@@ -57,6 +61,11 @@ def reserve(
     The fast path (units free there) is one statement on PostgreSQL (the take, the hold and
     its ledger line: `holds_pg`). bench/reserve.py holds it to the pace of that one
     statement under pgbench: add none.
+
+    `remembered`: an Idempotency-Key whose answer the same statement stores (one round trip
+    for a keyed reserve). Then the call is that statement or nothing: anything it cannot do
+    raises NotOneStatement, having changed nothing, and the caller claims the key first and
+    calls again without it.
     """
     quantity = limits.require_whole_number(quantity, "quantity", 1, limits.MAX_HOLD_QUANTITY)
     ttl = limits.ttl_seconds(ttl_seconds)
@@ -74,7 +83,10 @@ def reserve(
         key = product.strip() if by_sku else product if by_id else product.id
         take = (by_sku, key, quantity, owner, now + timedelta(seconds=ttl), reason, actor, now,
                 place.id if place else None, code, allocation())
-        done = holds_pg.reserve(*take, alone=True) if _quiet_alone() else None
+        if remembered is not None:
+            done = _reserve_remembered(take, remembered, owner, ttl, actor, now)
+        else:
+            done = holds_pg.reserve(*take, alone=True) if _quiet_alone() else None
         if done is None:
             done = holds_pg.reserve(*take)
         if done is not None:
@@ -83,6 +95,8 @@ def reserve(
             holds_pg.known_location(hold, done.location_code)
             _changed_in_one_statement(done.change, now)
             return hold
+    if remembered is not None:
+        raise NotOneStatement("not on PostgreSQL, or a product given some other way")
     if location is not None and place is None:
         place = selling_location(location)  # unknown, closed or not sold from: refused here
     location_id, code, after, gave_back = _place_slowly(product, quantity, place, now)
@@ -222,9 +236,40 @@ def _hold_values(product_id: int, location_id: int, quantity: int, owner: Owner,
 def _hold_object(hold_id: int, product_id: int, location_id: int, quantity: int,
                  owner: Owner, ttl: int, actor: Actor, now: datetime) -> Reservation:
     """The hold just inserted, as a persistent object built from what we sent."""
-    return holds_pg.as_loaded(Reservation, dict(
+    return as_loaded(Reservation, dict(
         id=hold_id, ended_at=None, ended_by_staff_id=None, ended_by_api_client_id=None,
         end_reason=None, **_hold_values(product_id, location_id, quantity, owner, ttl, actor, now)))
+
+
+_KEY_UNIQUE = "uq_idempotency_keys_client_key"
+
+
+def _reserve_remembered(take: tuple, remembered: holds_pg.Remembered, owner: Owner, ttl: int,
+                        actor: Actor, now: datetime) -> holds_pg.Placed:
+    """The quiet take with its key and answer in one statement, or NotOneStatement."""
+    if not _quiet_alone():
+        raise NotOneStatement("the call is not one statement by itself here")
+    # The answer as it will be, but for what only the statement knows (the hold's id, and
+    # its location when none was named), which it fills in.
+    unsaved = Reservation(id=None, location=Location(code=""),
+                          **_hold_values(None, None, take[2], owner, ttl, actor, now))
+    body, status = remembered.answer(unsaved)
+    try:
+        done = holds_pg.reserve(*take, remembered=(remembered, json.dumps(body), status))
+    except IntegrityError as error:
+        if getattr(getattr(error.orig, "diag", None), "constraint_name", None) != _KEY_UNIQUE:
+            raise
+        # The key was answered since this statement began: nothing of it stayed.
+        raise NotOneStatement("the key is taken") from error
+    except OperationalError as error:
+        # A lock not had in time (lock_not_available) or a deadlock: the statement was
+        # undone whole, and the general path waits for the key as it always does.
+        if getattr(error.orig, "sqlstate", None) not in ("55P03", "40P01"):
+            raise
+        raise NotOneStatement("the key (or the product) is busy") from error
+    if done is None:  # short, inactive, not quiet, unknown...: the general path says why
+        raise NotOneStatement("nothing was taken")
+    return done
 
 
 def _quiet_alone() -> bool:

@@ -13,6 +13,10 @@ autocommit (`transaction.run_alone`): the statement and its COMMIT are one round
 the row locks last one statement. A call that is not quiet runs the plain form in a
 transaction with the alert check after it.
 
+A reserve with an Idempotency-Key has a form of its own (`Remembered`, `_GATE`): the same
+quiet take that also writes the key's row with the call's answer, so the key costs no round
+trip either.
+
 When a statement changes nothing (unknown SKU, inactive, short, hold not active, beyond the
 cap...) the caller in `holds` runs the general multi-statement path, which explains the
 refusal exactly (or, after lazy expiry, does the work): refusals are the cold path.
@@ -22,15 +26,15 @@ product (the UPDATE that joins on the hold's row, so it cannot run first).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import text
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..models import Location, Product, Reservation, UTCDateTime
+from ..models import Location, Product, Reservation, UTCDateTime, as_loaded
 from .actor import Actor
 from .owners import Owner
 from .transaction import run_alone
@@ -69,8 +73,8 @@ class StockChange(NamedTuple):
 # transaction changed it meanwhile. So a stale pick takes nothing (and the caller's slow
 # path places the hold), never too much.
 _RESERVE = """
-WITH product AS (
-    SELECT id FROM products WHERE {key} AND is_active {quiet} FOR UPDATE
+WITH {gate}product AS (
+    SELECT id FROM products WHERE {key} AND is_active {quiet} {gated} FOR UPDATE
 ), spot AS (
     SELECT s.product_id, s.location_id, l.code
     FROM stock_levels AS s
@@ -113,7 +117,7 @@ WITH product AS (
            CAST(:reason AS text), CAST(:staff AS integer), CAST(:client AS integer),
            CAST(:now AS timestamptz)
     FROM taken JOIN hold ON hold.product_id = taken.id
-)
+){remembered}
 SELECT hold.id, taken.location_id, taken.code, taken.id, taken.on_hand,
        taken.reserved - CAST(:quantity AS integer), taken.on_hand, taken.reserved,
        taken.low_stock_threshold, taken.is_active, taken.alert_muted
@@ -130,12 +134,50 @@ ORDERS = {
 # FOR UPDATE re-checks the condition against the latest row, so it holds when it commits.
 _QUIET_TAKE = ("AND NOT alert_muted"
                " AND on_hand - reserved - CAST(:quantity AS integer) > low_stock_threshold")
-RESERVE = {
-    (by_sku, allocation, quiet): text(_RESERVE.format(
+# With an Idempotency-Key (`Remembered`): the key's row and its answer are written by the
+# same statement, so a keyed reserve is one round trip like a plain one. `gate` first takes
+# the key's transaction lock, which the API's general claim takes too (api.idempotency), so
+# a request waits for another with the same key before it locks the product, never while
+# holding it (lock_timeout bounds the wait; the setting lasts this one statement). The
+# two-key lock (client, hash of the key) is a key space apart from the one-key advisory
+# locks of the scheduler and the notifications (PostgreSQL keeps them apart). The key's
+# row is a plain INSERT: if the key was answered meanwhile, its unique index refuses the
+# statement and nothing of it stays. The answer is the one the caller built for the hold
+# with its id and location filled in, which only this statement knows.
+_GATE = """gate AS (
+    SELECT set_config('lock_timeout', CAST(:lock_timeout AS text), true),
+           pg_advisory_xact_lock(CAST(:key_client AS integer), hashtext(CAST(:idem_key AS text)))
+), """
+_REMEMBERED = """, remembered AS (
+    INSERT INTO idempotency_keys (api_client_id, key, request_hash, status_code, response_body,
+                                  created_at)
+    SELECT CAST(:key_client AS integer), CAST(:idem_key AS varchar),
+           CAST(:request_hash AS varchar), CAST(:status AS integer),
+           CAST(jsonb_set(jsonb_set(CAST(:answer AS jsonb), '{id}', to_jsonb(hold.id)),
+                          '{location}', to_jsonb(taken.code)) AS text),
+           CAST(:now AS timestamptz)
+    FROM taken JOIN hold ON hold.product_id = taken.id
+)"""
+
+
+def _reserve_statement(by_sku: bool, order: str, quiet: bool, remembered: bool = False):
+    return text(_RESERVE.format(
         key="sku = CAST(:key AS varchar)" if by_sku else "id = CAST(:key AS integer)",
-        order=order, quiet=_QUIET_TAKE if quiet else ""))
+        order=order, quiet=_QUIET_TAKE if quiet else "",
+        gate=_GATE if remembered else "",
+        gated="AND EXISTS (SELECT FROM gate)" if remembered else "",
+        remembered=_REMEMBERED if remembered else ""))
+
+
+RESERVE = {
+    (by_sku, allocation, quiet): _reserve_statement(by_sku, order, quiet)
     for by_sku in (True, False) for allocation, order in ORDERS.items()
     for quiet in (True, False)
+}
+# Always quiet and alone: anything else is the general path, with the key claimed first.
+RESERVE_REMEMBERED = {
+    (by_sku, allocation): _reserve_statement(by_sku, order, True, remembered=True)
+    for by_sku in (True, False) for allocation, order in ORDERS.items()
 }
 RESERVE_BY_SKU = RESERVE[True, "priority", True]  # what bench/reserve.py runs under pgbench
 
@@ -212,6 +254,19 @@ RETURNING {_HOLD_RETURNING}, l.code, p.sku
 """)
 
 
+class Remembered(NamedTuple):
+    """An Idempotency-Key to be answered by the reserve statement itself (see _GATE).
+
+    `answer` makes the call's answer (body, status) from its hold; it is given a hold that
+    is not saved (no id, location code "") and the statement fills in those two."""
+
+    api_client_id: int
+    key: str
+    request_hash: str
+    wait_ms: int
+    answer: Callable[[Reservation], tuple[object, int]]
+
+
 class Placed(NamedTuple):
     hold_id: int
     location_id: int
@@ -221,18 +276,28 @@ class Placed(NamedTuple):
 
 def reserve(by_sku: bool, key, quantity: int, owner: Owner, expires_at: datetime,
             reason: str, actor: Actor, now: datetime, location_id: int | None,
-            location_code: str | None, allocation: str, alone: bool = False) -> Placed | None:
+            location_code: str | None, allocation: str, alone: bool = False,
+            remembered: tuple[Remembered, str, int] | None = None) -> Placed | None:
     """Where the hold was placed when the units were free there and the product sellable,
     else None. The location named by id or by code (matched in the statement, unread
     before it: an unknown or closed one just takes nothing); neither: by `allocation`.
-    `alone`: only a quiet take (see _QUIET_TAKE), as its own transaction."""
-    row = _run(alone, RESERVE[by_sku, allocation, alone], {
+    `alone`: only a quiet take (see _QUIET_TAKE), as its own transaction. `remembered`:
+    (the key, its answer as JSON, its status), stored by the same statement (run alone)."""
+    params = {
         "key": key, "quantity": quantity, "now": now, "expires_at": expires_at,
         "client": actor.api_client_id, "staff": actor.staff_id, "location": location_id,
         "location_code": location_code,
         "session_key": owner.session_key, "customer_id": owner.customer_id,
         "cart_id": owner.cart_id, "order_id": owner.order_id, "reason": reason,
-    })
+    }
+    if remembered is None:
+        row = _run(alone, RESERVE[by_sku, allocation, alone], params)
+    else:
+        claim, answer, status = remembered
+        params.update(key_client=claim.api_client_id, idem_key=claim.key,
+                      request_hash=claim.request_hash, lock_timeout=f"{claim.wait_ms}ms",
+                      answer=answer, status=status)
+        row = run_alone(RESERVE_REMEMBERED[by_sku, allocation], params)
     return None if row is None else Placed(row[0], row[1], row[2], StockChange(*row[3:]))
 
 
@@ -294,27 +359,3 @@ def known_location(hold: Reservation, code: str) -> None:
     """Attach the hold's location as far as the answer needs it (its code), without a read."""
     set_committed_value(hold, "location",
                         as_loaded(Location, {"id": hold.location_id, "code": code}))
-
-
-def as_loaded(model, values: dict):
-    """The session's object for this row with these column values, as if just loaded, and no
-    read: what `session.merge(model(**values), load=False)` gives, without its cost.
-
-    The one-statement calls know their rows exactly (what they sent and what came back), and
-    building the objects the ORM's way (one attribute event per column, merge copying each
-    property) cost more client CPU than the statement's round trip (bench/reserve.py). So:
-    the object the session already has, brought up to date, or a new one filled the way
-    the ORM's loader fills one (straight into its dict), then made persistent. Columns not
-    given stay unloaded (loaded on first use, as after an expiry)."""
-    session, mapper = db.session(), model.__mapper__
-    found = session.identity_map.get(
-        mapper.identity_key_from_primary_key((values[mapper.primary_key[0].key],)))
-    if found is not None:
-        for name, value in values.items():
-            set_committed_value(found, name, value)
-        return found
-    row = mapper.class_manager.new_instance()
-    row.__dict__.update(values)
-    make_transient_to_detached(row)
-    session.add(row)
-    return row

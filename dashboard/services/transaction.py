@@ -29,6 +29,12 @@ class OutcomeUnknown(Exception):
     """The connection was lost while committing: the work may or may not have been saved."""
 
 
+class NotOneStatement(Exception):
+    """A call asked to be one statement (an answer to remember with it: holds_pg.Remembered)
+    cannot be: it would need more, or its key was taken meanwhile. Nothing was changed; the
+    caller runs its general path."""
+
+
 @dataclass
 class Work:
     """The open unit of work; `discard()` makes it roll back instead of committing."""

@@ -2,6 +2,9 @@
 answer 503; nothing is read after the commit."""
 from __future__ import annotations
 
+import json
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -14,6 +17,7 @@ from dashboard.extensions import db
 from dashboard.models import IdempotencyKey, Reservation
 from dashboard.services import SYSTEM, Actor, Owner
 from dashboard.services.transaction import in_unit_of_work
+from tests.api.helpers import Api
 from tests.helpers.app import app_config
 from tests.helpers.records import make_cart, make_order
 from tests.helpers.statements import statements
@@ -35,7 +39,14 @@ def keys_and_holds() -> tuple[int, int]:
     return found
 
 
-def test_the_answer_is_stored_in_the_transaction_of_the_effect(api, tee):
+@pytest.fixture
+def low_tee(product_factory):
+    """A product a reserve of 2 takes to its threshold: the call is more than one statement
+    (the alert check follows the take), so a key is claimed first and answered after."""
+    return product_factory("TEE-1", on_hand=10, threshold=9)
+
+
+def test_the_answer_is_stored_in_the_transaction_of_the_effect(api, low_tee):
     with statements(db.engine) as seen:
         response = api.post("/reservations", body(), key="k-1")
     assert response.status_code == 201
@@ -44,10 +55,67 @@ def test_the_answer_is_stored_in_the_transaction_of_the_effect(api, tee):
     assert [c for c in seen.commits if c > claim] == [len(seen.statements)]
     assert "UPDATE idempotency_keys" in seen.statements[-1]
     row = db.session.scalars(select(IdempotencyKey)).one()
-    assert row.status_code == 201 and str(response.get_json()["id"]) in row.response_body
+    assert row.status_code == 201 and json.loads(row.response_body) == response.get_json()
 
 
-def test_a_request_that_fails_before_its_commit_leaves_the_key_free_at_once(api, tee,
+def test_a_quiet_reserve_stores_its_key_and_answer_in_its_one_statement(
+        requires_postgres, api, tee):
+    assert api.get("/products/TEE-1").status_code == 200  # notes the client's use (once a minute)
+    db.session.commit()
+    with statements(db.engine) as seen:
+        first = api.post("/reservations", body(), key="k-1")
+    assert first.status_code == 201
+    [statement] = seen.statements  # the token read changed nothing: not counted
+    assert "INSERT INTO reservations" in statement and "INSERT INTO idempotency_keys" in statement
+    assert seen.commits == [1]
+    row = db.session.scalars(select(IdempotencyKey)).one()
+    db.session.commit()
+    # The answer the statement stored is the answer sent, its id and location included.
+    assert row.status_code == 201 and json.loads(row.response_body) == first.get_json()
+    assert first.get_json()["location"] == "MAIN"
+    again = api.post("/reservations", body(), key="k-1")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (again.status_code, again.get_json()) == (201, first.get_json())
+    reused = api.post("/reservations", body(quantity=1), key="k-1")
+    assert reused.status_code == 422 and reused.get_json()["error"] == "idempotency_key_reused"
+    assert keys_and_holds() == (1, 1)
+
+
+def test_a_keyed_reserve_waits_for_a_request_with_its_key_before_locking_the_product(
+        requires_postgres, app, api, shop, tee, database_url):
+    """The one-statement reserve takes the key's lock before the product's, as the general
+    claim does: a request that holds the key and then needs the product (its own reserve)
+    is never blocked by the retry waiting for it (which would be a deadlock)."""
+    app.config["IDEMPOTENCY_WAIT_MS"] = 2000
+    db.session.commit()
+    other = sa.create_engine(database_url)
+    answers: list = []
+    try:
+        with other.connect() as first:  # a first request: its key claimed, not yet answered
+            first.execute(idempotency._CLAIM["postgresql"], dict(
+                api_client_id=shop[0].id, key="k-7", request_hash="x", lock_timeout="1s",
+                created_at=datetime.now(timezone.utc)))
+            retry = threading.Thread(target=lambda: answers.append(
+                _post_in_own_context(app, shop[1], "k-7")))
+            retry.start()
+            time.sleep(0.5)  # the retry is waiting by now
+            first.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
+            first.execute(sa.text("UPDATE products SET updated_at = now() WHERE sku = 'TEE-1'"))
+            first.rollback()  # the first request died: the retry goes ahead
+        retry.join(timeout=30)
+    finally:
+        app.config["IDEMPOTENCY_WAIT_MS"] = 3000
+        other.dispose()
+    assert answers == [201]
+    assert keys_and_holds() == (1, 1)
+
+
+def _post_in_own_context(app, token: str, key: str) -> int:
+    with app.app_context():
+        return Api(app.test_client(), token).post("/reservations", body(), key=key).status_code
+
+
+def test_a_request_that_fails_before_its_commit_leaves_the_key_free_at_once(api, low_tee,
                                                                           monkeypatch):
     def broken(*args):
         raise RuntimeError("the worker died while storing the answer")
@@ -105,7 +173,7 @@ def _terminate_own_backend(database_url: str):
 
 
 def test_a_backend_terminated_mid_request_answers_503_and_frees_the_key(
-        requires_postgres, api, tee, database_url, monkeypatch):
+        requires_postgres, api, low_tee, database_url, monkeypatch):
     killer, kill = _terminate_own_backend(database_url)
     real = services.reserve
 
@@ -130,7 +198,7 @@ def test_a_backend_terminated_mid_request_answers_503_and_frees_the_key(
 
 
 def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(
-        requires_postgres, api, tee, database_url):
+        requires_postgres, api, low_tee, database_url):
     killer = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
 
     def kill_before_the_commit(connection):  # the engine's commit event: COMMIT comes next

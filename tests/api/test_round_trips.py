@@ -1,7 +1,8 @@
 """What a storefront call costs in round trips on PostgreSQL (issue 12): a plain reserve,
 release or commit of a product well above its threshold is two statements, the token read
 and the hold's one statement, each its own transaction (no BEGIN, no COMMIT); with an
-Idempotency-Key the claim, the effect and the stored answer share one transaction."""
+Idempotency-Key it is the same two (the statement stores the key and its answer); a keyed call that
+needs more shares one transaction with its claim and its stored answer."""
 from __future__ import annotations
 
 import pytest
@@ -47,11 +48,28 @@ def test_a_plain_release_and_commit_are_the_token_read_and_one_statement(api, te
     assert release_sent == commit_sent == [TOKEN_READ, ALONE]
 
 
-def test_with_a_key_the_reserve_shares_the_claims_transaction(api, tee):
+def test_with_a_key_a_quiet_reserve_is_still_the_token_read_and_one_statement(api, tee):
+    # The key's row and its answer are written by the hold's own statement (holds_pg._GATE).
     with sent_statements(db.engine) as sent:
         reserve(api, key="k-1")
-    assert sent[0] == TOKEN_READ
-    # claim, the plain reserve statement, the stored answer: one transaction, open until
-    # its COMMIT (which the driver sends outside cursor.execute)
-    assert [s.alone or s.idle_after for s in sent[1:]] == [False] * (len(sent) - 1)
-    assert [s.word for s in sent[1:]] == ["INSERT", "WITH", "UPDATE"]
+    assert sent == [TOKEN_READ, ALONE]
+
+
+def test_with_a_key_a_reserve_that_needs_more_shares_the_claims_transaction(
+        api, product_factory):
+    product_factory("LOW-1", on_hand=10, threshold=9)  # a hold of 1 takes it to its threshold
+    db.session.commit()
+    with sent_statements(db.engine) as sent:
+        response = api.post("/reservations", {"sku": "LOW-1", "quantity": 1,
+                                               "session_key": "s-1"}, key="k-1")
+    assert response.status_code == 201, response.get_json()
+    # The token read (and the client's use noted), then the one-statement try, which took
+    # nothing (the product is not quiet); then the claim, the reserve statement, the alert
+    # check and the stored answer: one transaction, open until its COMMIT (which the driver
+    # sends outside cursor.execute).
+    tried = next(i for i, s in enumerate(sent) if s.word == "WITH")
+    assert sent[tried].alone
+    general = sent[tried + 1:]
+    assert [s.alone or s.idle_after for s in general] == [False] * len(general)
+    assert general[0].word == "INSERT" and general[1].word == "WITH"
+    assert general[-1].word == "UPDATE"
