@@ -17,13 +17,16 @@ import tempfile
 
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-# A request spends most of its time waiting on PostgreSQL, so two processes per core keep
-# the cores busy; more processes also mean more accept queues against slow clients. On
-# 2 cores: 5 workers x 8 threads = 40 requests in progress, each worker's SQLAlchemy pool
-# (5 + 10 overflow) covers its 8 threads.
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * _cores + 1))
+# A request spends most of its time waiting on PostgreSQL, so several processes per core
+# keep the cores busy; more processes also mean more accept queues against slow clients.
+# Few threads per process: they share one interpreter lock, and a thread whose query has
+# answered waits for it behind the others' Python work. At 32 storefront clients on 2 cores
+# 4 workers x 8 threads reserved 206/s, 8 x 4 408/s, the same 32 slots (bench/api.py).
+# On 2 cores: 9 workers x 4 threads = 36 requests in progress and at most 36 database
+# connections in use (a thread uses one at a time); about 80 MB resident per worker.
+workers = int(os.environ.get("WEB_CONCURRENCY", 4 * _cores + 1))
 worker_class = "gthread"
-threads = 8
+threads = 4
 worker_connections = threads
 
 timeout = 30  # a worker whose main loop is silent this long is killed and replaced

@@ -1,7 +1,8 @@
 """Benchmark: the storefront API's reserve call through gunicorn, against the ceiling.
 
-Serves the app with gunicorn (gunicorn.conf.py's gthread workers, default 4: see WORKERS)
-on loopback and, for 1, 8 and 32 concurrent clients, runs for a few seconds each:
+Serves the app with gunicorn as deployed (gunicorn.conf.py: its workers and threads unless
+--workers or GUNICORN_CMD_ARGS say otherwise) on loopback and, for 1, 8 and 32 concurrent
+clients, runs for a few seconds each:
   - `GET /api/v1/ping`: no token, no database: the ceiling of this server on this machine;
   - `POST /api/v1/reservations` (1 unit, spread over 200 products so no row is hot);
   - the same with an `Idempotency-Key` (one key row inserted, then answered, per call);
@@ -18,7 +19,7 @@ Creates the database `stockroom_bench_api` (refuses if it exists: it drops only 
 created), migrates it with `flask --app wsgi db upgrade`, adds an API client and products,
 and drops it at the end (`--keep` keeps it).
 
-    .venv/bin/python bench/api.py [--seconds 5] [--workers 4] [--keep]
+    .venv/bin/python bench/api.py [--seconds 5] [--workers N] [--keep]
 Base URL from BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/postgres).
 """
 from __future__ import annotations
@@ -46,10 +47,6 @@ from dashboard import create_app, services  # noqa: E402
 from dashboard.services import SYSTEM, Owner  # noqa: E402
 
 DB_NAME = "stockroom_bench_api"
-# 2 cores shared by gunicorn and PostgreSQL: a reserve spends roughly half its time waiting
-# on database round trips, so two workers per core keep both cores busy without the
-# context-switching of more (measured with sync workers, --workers 2 / 4 / 8).
-WORKERS = 4
 PRODUCTS = 200
 CLIENTS = (1, 8, 32)
 
@@ -105,10 +102,11 @@ def prepare() -> str:
     return token
 
 
-def start_server(workers: int) -> tuple[subprocess.Popen, int]:
+def start_server(workers: int | None) -> tuple[subprocess.Popen, int]:
     port = 18000 + os.getpid() % 1000
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-b",
+        [str(Path(sys.executable).parent / "gunicorn"),
+         *(["-w", str(workers)] if workers else []), "-b",
          f"127.0.0.1:{port}", "--graceful-timeout", "5", "dashboard:create_app()"],
         cwd=ROOT, env={**os.environ, "DATABASE_URL": url(DB_NAME), "LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -174,7 +172,7 @@ def load(port: int, clients: int, seconds: float, make_request) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument("--workers", type=int, help="default: gunicorn.conf.py's")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--clients", default=",".join(map(str, CLIENTS)))
     args = parser.parse_args()
@@ -254,7 +252,8 @@ def main() -> None:
         if not args.keep:
             admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
-    print(f"\nStorefront API through gunicorn ({args.workers} gthread workers), "
+    workers = args.workers or "gunicorn.conf.py's"
+    print(f"\nStorefront API through gunicorn ({workers} gthread workers), "
           f"{args.seconds:.0f} s per cell, {os.cpu_count()} CPUs shared with PostgreSQL "
           "and the load generator\n")
     print("| call | clients | req/s | p50 ms | p95 ms | % of ceiling | % of reserve | non-2xx |")

@@ -34,7 +34,7 @@ from tests.helpers.servers import free_port, stop  # noqa: E402
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 CONFIGS = [
     ("before: -k sync -w 4", ["-c", "/dev/null", "-k", "sync", "-w", "4"]),
-    ("gthread 5x8, no connection cap", ["-w", "5", "--worker-connections", "1000"]),
+    ("gthread 9 x 4, no connection cap", ["-w", "9", "--worker-connections", "1000"]),
     ("after: gunicorn.conf.py", []),
 ]
 HALF_REQUEST = b"GET /api/v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"

@@ -32,7 +32,7 @@ def plain_gunicorn(database_url: str, log_path, **env):
         yield urlsplit(base).port
 
 
-@pytest.mark.parametrize("slow", [8, 20])  # of 3 workers x 8 threads: one worker's worth, most
+@pytest.mark.parametrize("slow", [4, 10])  # of 3 workers x 4 threads: one worker's worth, most
 def test_slow_connections_do_not_delay_other_requests(database_url, tmp_path, slow):
     with plain_gunicorn(database_url, tmp_path / "gunicorn.log") as port:
         held = slow_connections(port, slow)
