@@ -39,7 +39,8 @@ from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import IdempotencyKey
-from ..services.holds_pg import Remembered
+from ..services.holds_pg import Remembered, key_lock
+from ..services.transaction import LOCK_NOT_AVAILABLE, sqlstate
 from .errors import ApiError
 
 RETRY_AFTER_SECONDS = 1
@@ -63,8 +64,7 @@ def _claim_statement(dialect: str):
         return text(
             "INSERT INTO idempotency_keys (api_client_id, key, request_hash, created_at)"
             " SELECT :api_client_id, :key, :request_hash, :created_at"
-            " FROM (SELECT pg_advisory_xact_lock(CAST(:api_client_id AS integer),"
-            "                                    hashtext(CAST(:key AS text)))"
+            f" FROM (SELECT {key_lock(':api_client_id', ':key')}"
             "       FROM (SELECT set_config('lock_timeout', :lock_timeout, true)) AS bounded"
             "      ) AS gated"
             " ON CONFLICT (api_client_id, key) DO NOTHING RETURNING id"
@@ -94,7 +94,7 @@ def claim(client_id: int, key: str, digest: str, now: datetime) -> int | tuple[d
     try:
         row_id = connection.execute(_CLAIM[dialect], values).scalar()
     except OperationalError as error:
-        if getattr(error.orig, "sqlstate", None) == "55P03":  # lock_not_available
+        if sqlstate(error) == LOCK_NOT_AVAILABLE:
             db.session.rollback()
             raise _in_progress() from error
         raise

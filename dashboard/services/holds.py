@@ -34,8 +34,8 @@ from .ledger import Move, apply_deltas, lock_products, record
 from .locations import allocation, code_or_none, find_location
 from .owners import Owner, checked_owner
 from .products import sellable_product
-from .transaction import (NotOneStatement, can_run_alone, keep_so_far, on_postgresql,
-                          transactional)
+from .transaction import (DEADLOCK, LOCK_NOT_AVAILABLE, NotOneStatement, can_run_alone,
+                          keep_so_far, on_postgresql, sqlstate, transactional)
 
 
 _INSERT_HOLD = insert(Reservation.__table__).returning(Reservation.__table__.c.id)
@@ -262,9 +262,9 @@ def _reserve_remembered(take: tuple, remembered: holds_pg.Remembered, owner: Own
         # The key was answered since this statement began: nothing of it stayed.
         raise NotOneStatement("the key is taken") from error
     except OperationalError as error:
-        # A lock not had in time (lock_not_available) or a deadlock: the statement was
-        # undone whole, and the general path waits for the key as it always does.
-        if getattr(error.orig, "sqlstate", None) not in ("55P03", "40P01"):
+        # A lock not had in time or a deadlock: the statement was undone whole, and the
+        # general path waits for the key as it always does.
+        if sqlstate(error) not in (LOCK_NOT_AVAILABLE, DEADLOCK):
             raise
         raise NotOneStatement("the key (or the product) is busy") from error
     if done is None:  # short, inactive, not quiet, unknown...: the general path says why

@@ -144,9 +144,15 @@ _QUIET_TAKE = ("AND NOT alert_muted"
 # row is a plain INSERT: if the key was answered meanwhile, its unique index refuses the
 # statement and nothing of it stays. The answer is the one the caller built for the hold
 # with its id and location filled in, which only this statement knows.
-_GATE = """gate AS (
+def key_lock(client: str, key: str) -> str:
+    """The SQL taking an Idempotency-Key's transaction lock, from the two parameters named:
+    one expression for the gate below and the API's general claim, which must agree."""
+    return f"pg_advisory_xact_lock(CAST({client} AS integer), hashtext(CAST({key} AS text)))"
+
+
+_GATE = f"""gate AS (
     SELECT set_config('lock_timeout', CAST(:lock_timeout AS text), true),
-           pg_advisory_xact_lock(CAST(:key_client AS integer), hashtext(CAST(:idem_key AS text)))
+           {key_lock(':key_client', ':idem_key')}
 ), """
 _REMEMBERED = """, remembered AS (
     INSERT INTO idempotency_keys (api_client_id, key, request_hash, status_code, response_body,

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import Submission
+from .transaction import LOCK_NOT_AVAILABLE, sqlstate
 
 _TABLE = Submission.__table__
 _CLAIM = {
@@ -59,7 +60,7 @@ def claim_submission(token: str, staff_id: int, now: datetime) -> int | Answered
         row_id = connection.execute(_CLAIM[connection.dialect.name], dict(
             token_hash=digest, staff_id=staff_id, created_at=now)).scalar()
     except OperationalError as error:
-        if getattr(error.orig, "sqlstate", None) == "55P03":  # lock_not_available
+        if sqlstate(error) == LOCK_NOT_AVAILABLE:
             raise SubmitInProgress() from error
         raise
     if connection.dialect.name == "postgresql":

@@ -83,6 +83,14 @@ def _commit() -> None:
         raise OutcomeUnknown(str(error)) from error
 
 
+LOCK_NOT_AVAILABLE, DEADLOCK = "55P03", "40P01"
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """PostgreSQL's error code for a refusal (None from other databases)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None)
+
+
 def is_disconnect(error: BaseException) -> bool:
     """The database could not be reached or dropped the connection (not a refusal of it)."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
